@@ -1,0 +1,141 @@
+//! Real HTTP servers on loopback for tests.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A request as an upstream saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// A handle on a running test server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub requests: Arc<AtomicUsize>,
+    pub connections: Arc<AtomicUsize>,
+    pub seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Server {
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// Starts an HTTP/1.1 + h2c server on its own thread; `handler` answers
+/// every request (after the body is read).
+pub fn serve(handler: impl Fn(&Seen) -> Response<Full<Bytes>> + Send + Sync + 'static) -> Server {
+    serve_on("127.0.0.1:0".parse().expect("addr"), Arc::new(handler))
+}
+
+/// An echo upstream: answers 200 with `x-upstream: <name>`, echoing the
+/// request body, and `x-seen-<header>` for a few interesting headers.
+pub fn echo(name: &'static str) -> Server {
+    serve(move |seen| {
+        let mut b = Response::builder().status(200).header("x-upstream", name);
+        for h in [
+            "x-probe-seen",
+            "x-auth-result",
+            "x-request-id",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+        ] {
+            if let Some(v) = seen.headers.get(h) {
+                b = b.header(format!("x-seen-{h}"), v);
+            }
+        }
+        b = b.header("x-seen-path", seen.uri.as_str());
+        b.body(Full::new(seen.body.clone())).expect("response")
+    })
+}
+
+pub fn serve_on(addr: SocketAddr, handler: Handler) -> Server {
+    let std_listener = std::net::TcpListener::bind(addr).expect("bind test upstream");
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let addr = std_listener.local_addr().expect("local addr");
+    let requests = Arc::new(AtomicUsize::new(0));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    let (r, c, s) = (requests.clone(), connections.clone(), seen.clone());
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            loop {
+                tokio::select! {
+                    _ = &mut rx => return,
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        c.fetch_add(1, Ordering::SeqCst);
+                        let (handler, r, s) = (handler.clone(), r.clone(), s.clone());
+                        tokio::spawn(async move {
+                            let svc = service_fn(move |req: Request<Incoming>| {
+                                let (handler, r, s) = (handler.clone(), r.clone(), s.clone());
+                                async move {
+                                    let (parts, body) = req.into_parts();
+                                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                                    let seen = Seen {
+                                        method: parts.method.to_string(),
+                                        uri: parts.uri.to_string(),
+                                        headers: parts.headers,
+                                        body,
+                                    };
+                                    r.fetch_add(1, Ordering::SeqCst);
+                                    let resp = handler(&seen);
+                                    s.lock().unwrap_or_else(|e| e.into_inner()).push(seen);
+                                    Ok::<_, Infallible>(resp)
+                                }
+                            });
+                            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                }
+            }
+        });
+    });
+    Server {
+        addr,
+        requests,
+        connections,
+        seen,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    }
+}

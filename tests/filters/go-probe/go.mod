@@ -1,0 +1,3 @@
+module weft.dev/tests/go-probe
+
+go 1.24

@@ -140,6 +140,11 @@ impl ChainStream {
             .expect("stream data is present between phases")
     }
 
+    /// True when no filter runs on this stream (bodies can bypass the chain).
+    pub fn is_empty_chain(&self) -> bool {
+        self.failure.is_none() && self.slots.iter().all(|s| s.vm.is_none())
+    }
+
     async fn step(&mut self, i: usize, phase: Phase, wait: bool) -> Step {
         let Some((vm, handle)) = self.slots[i].vm.clone() else {
             return Step::Continue;

@@ -273,7 +273,7 @@ fn range(mem: &[u8], ptr: i32, len: i32) -> Result<std::ops::Range<usize>, Statu
     Ok(start..end)
 }
 
-fn read<'a>(mem: &'a [u8], ptr: i32, len: i32) -> Result<&'a [u8], Status> {
+fn read(mem: &[u8], ptr: i32, len: i32) -> Result<&[u8], Status> {
     Ok(&mem[range(mem, ptr, len)?])
 }
 
@@ -438,10 +438,10 @@ pub(crate) fn add_hostcalls(linker: &mut Linker<HostState>) -> wasmtime::Result<
         i32,
         i32
     )| {
-        let r = c.data().buffer(bt).and_then(|b| {
+        let r = c.data().buffer(bt).map(|b| {
             let start = (start as u32 as usize).min(b.len());
             let end = start.saturating_add(max as u32 as usize).min(b.len());
-            Ok(b[start..end].to_vec())
+            b[start..end].to_vec()
         });
         give(c, r, rp, rs).await
     });

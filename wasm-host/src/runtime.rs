@@ -210,10 +210,10 @@ impl Runtime {
             module: name.to_owned(),
             reason: format!("{e:#}"),
         })?;
-        if let Some(path) = cached {
-            if let Err(e) = write_cache(&path, &module) {
-                tracing::warn!(plugin = name, path = %path.display(), "cannot cache compiled module: {e:#}");
-            }
+        if let Some(path) = cached
+            && let Err(e) = write_cache(&path, &module)
+        {
+            tracing::warn!(plugin = name, path = %path.display(), "cannot cache compiled module: {e:#}");
         }
         self.modules
             .lock()

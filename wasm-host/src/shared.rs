@@ -11,9 +11,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Everything shared between all VMs of one process.
+/// Shared data of one vm id: key → (value, CAS token).
+type DataMap = HashMap<Vec<u8>, (Vec<u8>, u32)>;
+
 #[derive(Default)]
 pub struct SharedState {
-    data: Mutex<HashMap<String, HashMap<Vec<u8>, (Vec<u8>, u32)>>>,
+    data: Mutex<HashMap<String, DataMap>>,
     queues: Mutex<Queues>,
     pub metrics: MetricsRegistry,
 }

@@ -108,6 +108,9 @@ impl PluginInstance {
     }
 }
 
+/// (context, token, headers, body size, trailers).
+type HttpCallArgs = (i32, i32, i32, i32, i32);
+
 #[derive(Clone)]
 enum HeadersFn {
     V1(TypedFunc<(i32, i32), i32>),
@@ -129,7 +132,7 @@ struct Callbacks {
     on_done: Option<TypedFunc<i32, i32>>,
     on_log: Option<TypedFunc<i32, ()>>,
     on_delete: Option<TypedFunc<i32, ()>>,
-    on_http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    on_http_call_response: Option<TypedFunc<HttpCallArgs, ()>>,
 }
 
 fn typed<P: WasmParams, R: WasmResults>(

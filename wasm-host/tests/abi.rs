@@ -166,12 +166,11 @@ fn http_call_pauses_then_resumes_or_denies() {
         );
         assert_eq!(header(s.data(), "x-auth-body").as_deref(), Some("ok-body"));
         s.finish().await;
-        let calls = fake.calls.borrow();
+        let calls = fake.calls.borrow().clone();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].cluster, "auth");
         assert_eq!(calls[0].headers.pseudo_str(":path"), Some("/auth"));
         assert_eq!(calls[0].timeout, std::time::Duration::from_secs(2));
-        drop(calls);
 
         let deny = Fake::new(|_| Err("connection refused".into()));
         let chain = FilterChain::new(vec![

@@ -70,7 +70,8 @@ impl RootContext for Root {
             match serde_json::from_slice(&raw) {
                 Ok(c) => c,
                 Err(e) => {
-                    proxy_wasm::hostcalls::log(LogLevel::Error, &format!("bad probe config: {e}")).ok();
+                    proxy_wasm::hostcalls::log(LogLevel::Error, &format!("bad probe config: {e}"))
+                        .ok();
                     return false;
                 }
             }
@@ -79,8 +80,10 @@ impl RootContext for Root {
             proxy_wasm::hostcalls::log(LogLevel::Error, "probe config: reject is true").ok();
             return false;
         }
-        self.requests = proxy_wasm::hostcalls::define_metric(MetricType::Counter, "probe_requests").unwrap_or(0);
-        self.logs = proxy_wasm::hostcalls::define_metric(MetricType::Counter, "probe_logs").unwrap_or(0);
+        self.requests = proxy_wasm::hostcalls::define_metric(MetricType::Counter, "probe_requests")
+            .unwrap_or(0);
+        self.logs =
+            proxy_wasm::hostcalls::define_metric(MetricType::Counter, "probe_logs").unwrap_or(0);
         proxy_wasm::hostcalls::define_metric(MetricType::Gauge, "probe_gauge").ok();
         proxy_wasm::hostcalls::define_metric(MetricType::Histogram, "probe_sizes").ok();
         if config.tick_ms > 0 {
@@ -112,7 +115,8 @@ impl RootContext for Root {
         while let Ok(Some(item)) = self.dequeue_shared_queue(queue_id) {
             let text = String::from_utf8_lossy(&item).into_owned();
             proxy_wasm::hostcalls::log(LogLevel::Info, &format!("queue item: {text}")).ok();
-            self.set_shared_data("last_queue_item", Some(text.as_bytes()), None).ok();
+            self.set_shared_data("last_queue_item", Some(text.as_bytes()), None)
+                .ok();
         }
     }
 
@@ -140,7 +144,8 @@ struct Stream {
 }
 
 fn text(v: Option<Vec<u8>>) -> String {
-    v.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    v.map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 fn int(v: Option<Vec<u8>>) -> String {
@@ -150,15 +155,29 @@ fn int(v: Option<Vec<u8>>) -> String {
 }
 
 impl Context for Stream {
-    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let verdict = self.get_http_call_response_header("x-auth").unwrap_or_default();
-        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let verdict = self
+            .get_http_call_response_header("x-auth")
+            .unwrap_or_default();
+        let body = self
+            .get_http_call_response_body(0, body_size)
+            .unwrap_or_default();
         if verdict == "allow" {
             self.set_http_request_header("x-auth-result", Some("allowed"));
             self.set_http_request_header("x-auth-body", Some(&String::from_utf8_lossy(&body)));
             self.resume_http_request();
         } else {
-            self.send_http_response(403, vec![("x-denied-by", "probe")], Some(b"denied by probe\n"));
+            self.send_http_response(
+                403,
+                vec![("x-denied-by", "probe")],
+                Some(b"denied by probe\n"),
+            );
         }
     }
 }
@@ -168,25 +187,72 @@ impl HttpContext for Stream {
         proxy_wasm::hostcalls::increment_metric(self.requests, 1).ok();
         self.mode = self.get_http_request_header("x-probe").unwrap_or_default();
         self.set_http_request_header("x-probe-seen", Some(&self.config.greeting));
-        if let Some(cluster) = self.get_http_request_header("x-probe-cluster") {
-            self.set_property(vec!["weft", "cluster"], Some(cluster.as_bytes()));
+        // Let tests steer the proxy through the weft.* properties.
+        for (header, path) in [
+            ("x-probe-cluster", vec!["weft", "cluster"]),
+            ("x-probe-timeout-ms", vec!["weft", "timeout_ms"]),
+            ("x-probe-retry-attempts", vec!["weft", "retry", "attempts"]),
+            ("x-probe-retry-on", vec!["weft", "retry", "on"]),
+            ("x-probe-retry-codes", vec!["weft", "retry", "codes"]),
+            (
+                "x-probe-per-try-timeout-ms",
+                vec!["weft", "retry", "per_try_timeout_ms"],
+            ),
+            ("x-probe-route", vec!["weft", "route", "name"]),
+        ] {
+            if let Some(value) = self.get_http_request_header(header) {
+                self.set_property(path, Some(value.as_bytes()));
+            }
         }
         match self.mode.as_str() {
             "props" => {
                 let pairs = [
-                    ("x-prop-path", text(self.get_property(vec!["request", "path"]))),
-                    ("x-prop-url-path", text(self.get_property(vec!["request", "url_path"]))),
-                    ("x-prop-method", text(self.get_property(vec!["request", "method"]))),
-                    ("x-prop-host", text(self.get_property(vec!["request", "host"]))),
-                    ("x-prop-source", text(self.get_property(vec!["source", "address"]))),
-                    ("x-prop-source-port", int(self.get_property(vec!["source", "port"]))),
-                    ("x-prop-plugin", text(self.get_property(vec!["plugin_name"]))),
-                    ("x-prop-root-id", text(self.get_property(vec!["plugin_root_id"]))),
+                    (
+                        "x-prop-path",
+                        text(self.get_property(vec!["request", "path"])),
+                    ),
+                    (
+                        "x-prop-url-path",
+                        text(self.get_property(vec!["request", "url_path"])),
+                    ),
+                    (
+                        "x-prop-method",
+                        text(self.get_property(vec!["request", "method"])),
+                    ),
+                    (
+                        "x-prop-host",
+                        text(self.get_property(vec!["request", "host"])),
+                    ),
+                    (
+                        "x-prop-source",
+                        text(self.get_property(vec!["source", "address"])),
+                    ),
+                    (
+                        "x-prop-source-port",
+                        int(self.get_property(vec!["source", "port"])),
+                    ),
+                    (
+                        "x-prop-plugin",
+                        text(self.get_property(vec!["plugin_name"])),
+                    ),
+                    (
+                        "x-prop-root-id",
+                        text(self.get_property(vec!["plugin_root_id"])),
+                    ),
                     ("x-prop-node", text(self.get_property(vec!["node", "name"]))),
                     ("x-prop-id", text(self.get_property(vec!["request", "id"]))),
-                    ("x-prop-ua", text(self.get_property(vec!["request", "headers", "user-agent"]))),
-                    ("x-prop-mtls", format!("{:?}", self.get_property(vec!["connection", "mtls"]))),
-                    ("x-prop-peer", text(self.get_property(vec!["connection", "uri_san_peer_certificate"]))),
+                    (
+                        "x-prop-ua",
+                        text(self.get_property(vec!["request", "headers", "user-agent"])),
+                    ),
+                    (
+                        "x-prop-mtls",
+                        format!("{:?}", self.get_property(vec!["connection", "mtls"])),
+                    ),
+                    (
+                        "x-prop-peer",
+                        text(self.get_property(vec!["connection", "uri_san_peer_certificate"])),
+                    ),
                 ];
                 for (k, v) in pairs {
                     self.set_http_request_header(k, Some(&v));
@@ -207,7 +273,10 @@ impl HttpContext for Stream {
                 self.remove_http_request_header("x-remove-me");
                 let mut rebuilt = self.get_http_request_headers();
                 rebuilt.retain(|(k, _)| k != "x-drop-by-set");
-                let refs: Vec<(&str, &str)> = rebuilt.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let refs: Vec<(&str, &str)> = rebuilt
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 self.set_http_request_headers(refs);
                 if let Some(p) = self.get_http_request_header("x-new-path") {
                     self.set_http_request_header(":path", Some(&p));
@@ -222,7 +291,12 @@ impl HttpContext for Stream {
                 let cluster = self.config.call_cluster.clone();
                 match self.dispatch_http_call(
                     &cluster,
-                    vec![(":method", "GET"), (":path", "/auth"), (":authority", "auth.local"), ("x-from", "probe")],
+                    vec![
+                        (":method", "GET"),
+                        (":path", "/auth"),
+                        (":authority", "auth.local"),
+                        ("x-from", "probe"),
+                    ],
                     None,
                     vec![],
                     Duration::from_secs(2),
@@ -242,8 +316,12 @@ impl HttpContext for Stream {
             "shared" => {
                 let next = loop {
                     let (value, cas) = self.get_shared_data("counter");
-                    let n: u64 = value.and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse().ok()).unwrap_or(0);
-                    match self.set_shared_data("counter", Some((n + 1).to_string().as_bytes()), cas) {
+                    let n: u64 = value
+                        .and_then(|v| String::from_utf8(v).ok())
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    match self.set_shared_data("counter", Some((n + 1).to_string().as_bytes()), cas)
+                    {
                         Ok(()) => break n + 1,
                         Err(Status::CasMismatch) => continue,
                         Err(_) => break 0,
@@ -266,9 +344,12 @@ impl HttpContext for Stream {
                 Action::Continue
             }
             "metrics" => {
-                let gauge = proxy_wasm::hostcalls::define_metric(MetricType::Gauge, "probe_gauge").unwrap_or(0);
+                let gauge = proxy_wasm::hostcalls::define_metric(MetricType::Gauge, "probe_gauge")
+                    .unwrap_or(0);
                 proxy_wasm::hostcalls::record_metric(gauge, 42).ok();
-                let hist = proxy_wasm::hostcalls::define_metric(MetricType::Histogram, "probe_sizes").unwrap_or(0);
+                let hist =
+                    proxy_wasm::hostcalls::define_metric(MetricType::Histogram, "probe_sizes")
+                        .unwrap_or(0);
                 proxy_wasm::hostcalls::record_metric(hist, 7).ok();
                 let value = proxy_wasm::hostcalls::get_metric(self.requests).unwrap_or(0);
                 self.set_http_request_header("x-requests-metric", Some(&value.to_string()));
@@ -297,7 +378,10 @@ impl HttpContext for Stream {
             }
             "time" => {
                 let now = self.get_current_time();
-                let secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let secs = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
                 self.set_http_request_header("x-time", Some(&secs.to_string()));
                 Action::Continue
             }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
+pub mod client;
 pub mod upstream;
+pub mod weft;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

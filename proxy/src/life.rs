@@ -1,0 +1,834 @@
+//! The life of a request, top to bottom.
+//!
+//! 1. **Downstream head.** Pseudo headers and headers go into an
+//!    [`HttpStream`]; hop-by-hop headers are dropped, `x-request-id` is
+//!    generated when absent, `x-forwarded-for`/`-proto` are appended.
+//! 2. **Request headers** run through the listener's filters in order
+//!    (phase, then priority). Any filter may answer locally.
+//! 3. **Route.** The upstream cluster is the `weft.cluster` property a
+//!    filter wrote (the router), else the listener's `default_cluster`,
+//!    else a 404 "no route".
+//! 4. **Request body** streams through the filters chunk by chunk while the
+//!    upstream request is in flight; a filter that pauses buffers it. When
+//!    the router asked for retries the body is kept (up to a limit) so it
+//!    can be replayed.
+//! 5. **Upstream** with the per-request timeout and retry policy from the
+//!    `weft.*` properties; failures become 503/504 local replies.
+//! 6. **Response headers, body, trailers** run through the filters in
+//!    reverse order, then go downstream; the stream ends with `on_log`
+//!    on every filter and one access-log line.
+
+use crate::access_log::AccessRecord;
+use crate::upstream::{UpstreamBody, UpstreamError};
+use crate::worker::{ListenerCtx, WorkerGen};
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, HOST, HeaderName, HeaderValue, TE, TRANSFER_ENCODING, UPGRADE};
+use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Body, Incoming};
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use weft_wasm_host::{
+    BodyFlow, ChainStream, ConnectionInfo, Flow, HeaderBlock, HttpStream, LocalReply, weft_props,
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The downstream response body: `!Send` is fine, workers are single-threaded.
+pub type ProxyBody = std::pin::Pin<Box<dyn Body<Data = Bytes, Error = BoxError>>>;
+
+fn boxed<B: Body<Data = Bytes, Error = BoxError> + 'static>(b: B) -> ProxyBody {
+    Box::pin(b)
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Largest request body kept for replay on retry.
+const REPLAY_LIMIT: usize = 64 * 1024;
+
+fn full(b: impl Into<Bytes>) -> ProxyBody {
+    boxed(Full::new(b.into()).map_err(|never: Infallible| match never {}))
+}
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(h);
+    }
+    headers.remove(TRANSFER_ENCODING);
+}
+
+/// Per-request flags for the access log.
+#[derive(Default, Clone, Copy)]
+pub struct Flags {
+    pub local_reply: bool,
+    pub retried: bool,
+    pub plugin_failure: bool,
+    pub upstream_failure: bool,
+}
+
+/// Serves one request.
+pub async fn serve(
+    worker: Rc<WorkerGen>,
+    listener: Rc<ListenerCtx>,
+    conn: Arc<ConnectionInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    listener.metrics.requests_active_inc();
+    let (parts, body) = req.into_parts();
+    let mut data = Box::new(HttpStream::default());
+    let tls = conn.tls.is_some();
+    fill_request(&mut data, &parts, conn, tls, &listener.name);
+    let request_eos = body.is_end_stream();
+    let mut record = AccessRecord::start(&data, started);
+
+    let mut chain = worker.chain_for(&listener.name).start(data).await;
+    let mut flags = Flags::default();
+    let result = match chain.request_headers(request_eos).await {
+        Flow::LocalReply(reply) => Err(reply),
+        Flow::Reset => Err(LocalReply::text(
+            503,
+            "filter_reset",
+            "stream reset by a filter\n",
+        )),
+        Flow::Continue => Ok(()),
+    };
+    let response = match result {
+        Err(reply) => {
+            flags.local_reply = true;
+            local_response(reply, chain, record, flags, &listener).await
+        }
+        Ok(()) => {
+            forward(
+                &worker,
+                &listener,
+                chain,
+                body,
+                request_eos,
+                &mut record,
+                flags,
+            )
+            .await
+        }
+    };
+    Ok(response)
+}
+
+fn fill_request(
+    data: &mut HttpStream,
+    parts: &http::request::Parts,
+    conn: Arc<ConnectionInfo>,
+    tls: bool,
+    _listener: &str,
+) {
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    headers.remove(HOST);
+    let scheme = if tls { "https" } else { "http" };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut block = HeaderBlock::new(headers);
+    block.set_pseudo(":method", parts.method.as_str().to_owned());
+    block.set_pseudo(":scheme", scheme);
+    block.set_pseudo(":authority", authority);
+    block.set_pseudo(":path", path.to_owned());
+    let request_id = match block.map.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => {
+            let id = new_request_id();
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                block.map.insert("x-request-id", v);
+            }
+            id
+        }
+    };
+    if let Some(src) = conn.source {
+        let ip = src.ip().to_string();
+        let xff = match block
+            .map
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            block.map.insert("x-forwarded-for", v);
+        }
+    }
+    block.map.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    data.request_headers = block;
+    data.request_id = request_id;
+    data.protocol = match parts.version {
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    data.start_time = Some(SystemTime::now());
+    data.connection = conn;
+}
+
+fn new_request_id() -> String {
+    let v: u128 = rand::random();
+    let b = v.to_be_bytes();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
+        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
+/// A plain-text response from the proxy itself.
+pub fn plain(status: u16, body: &'static str) -> Response<ProxyBody> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp
+}
+
+fn reply_response(reply: &LocalReply) -> Response<ProxyBody> {
+    let mut resp = Response::new(full(reply.body.clone()));
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in &reply.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_bytes(v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
+}
+
+async fn local_response(
+    reply: LocalReply,
+    chain: ChainStream,
+    mut record: AccessRecord,
+    flags: Flags,
+    listener: &ListenerCtx,
+) -> Response<ProxyBody> {
+    if reply.details == "plugin_failed" {
+        record.flags.plugin_failure = true;
+    }
+    let resp = reply_response(&reply);
+    record.flags.local_reply = true;
+    record.flags.retried |= flags.retried;
+    record.status = reply.status;
+    record.bytes_sent = reply.body.len() as u64;
+    let data = chain.finish().await;
+    if let Some(d) = &data {
+        record.route = d.property_str(weft_props::ROUTE_NAME).map(str::to_owned);
+    }
+    listener.finish(&record);
+    resp
+}
+
+/// The retry and timeout policy the router wrote.
+#[derive(Debug, Clone)]
+struct Policy {
+    timeout: Option<Duration>,
+    attempts: u32,
+    per_try_timeout: Option<Duration>,
+    on_5xx: bool,
+    on_reset: bool,
+    on_connect_failure: bool,
+    codes: Vec<u16>,
+}
+
+impl Policy {
+    fn from(data: &HttpStream) -> Policy {
+        let ms = |k: &str| {
+            data.property_str(k)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_millis)
+        };
+        let on = data.property_str(weft_props::RETRY_ON).unwrap_or("");
+        let has = |w: &str| on.split(',').any(|x| x.trim() == w);
+        Policy {
+            timeout: ms(weft_props::TIMEOUT_MS).filter(|d| !d.is_zero()),
+            attempts: data
+                .property_str(weft_props::RETRY_ATTEMPTS)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1u32)
+                .clamp(1, 10),
+            per_try_timeout: ms(weft_props::RETRY_PER_TRY_TIMEOUT_MS).filter(|d| !d.is_zero()),
+            on_5xx: has("5xx"),
+            on_reset: has("reset"),
+            on_connect_failure: has("connect-failure"),
+            codes: if has("retriable-status-codes") {
+                data.property_str(weft_props::RETRY_CODES)
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(|c| c.trim().parse().ok())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn retry_status(&self, status: u16) -> bool {
+        (self.on_5xx && status >= 500) || self.codes.contains(&status)
+    }
+
+    fn retry_error(&self, e: &UpstreamError) -> bool {
+        (self.on_connect_failure || self.on_5xx) && e.is_connect_failure()
+            || (self.on_reset || self.on_5xx) && e.is_reset()
+    }
+}
+
+fn upstream_request(
+    data: &HttpStream,
+    body: UpstreamBody,
+) -> Result<Request<UpstreamBody>, LocalReply> {
+    let req = &data.request_headers;
+    let method = req.pseudo_str(":method").unwrap_or("GET");
+    let path = req.pseudo_str(":path").unwrap_or("/");
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(h) = builder.headers_mut() {
+        *h = req.map.clone();
+        if let Some(authority) = req
+            .pseudo(":authority")
+            .and_then(|a| HeaderValue::from_bytes(a).ok())
+        {
+            h.insert(HOST, authority);
+        }
+        h.remove(TE);
+        h.remove(UPGRADE);
+    }
+    builder.body(body).map_err(|e| {
+        LocalReply::text(
+            400,
+            "bad_request",
+            format!("request cannot be forwarded: {e}\n"),
+        )
+    })
+}
+
+async fn forward(
+    worker: &Rc<WorkerGen>,
+    listener: &Rc<ListenerCtx>,
+    mut chain: ChainStream,
+    body: Incoming,
+    request_eos: bool,
+    record: &mut AccessRecord,
+    mut flags: Flags,
+) -> Response<ProxyBody> {
+    let cluster_name = chain
+        .data()
+        .property_str(weft_props::CLUSTER)
+        .map(str::to_owned)
+        .or_else(|| listener.default_cluster.clone());
+    record.route = chain
+        .data()
+        .property_str(weft_props::ROUTE_NAME)
+        .map(str::to_owned);
+    let Some(cluster_name) = cluster_name else {
+        return local_response(
+            LocalReply::text(404, "no_route", "no route\n"),
+            chain,
+            record.clone(),
+            flags,
+            listener,
+        )
+        .await;
+    };
+    record.cluster = Some(cluster_name.clone());
+    let Some(cluster) = worker.clusters.get(&cluster_name) else {
+        let reply = LocalReply::text(
+            503,
+            "unknown_cluster",
+            format!("unknown cluster {cluster_name}\n"),
+        );
+        return local_response(reply, chain, record.clone(), flags, listener).await;
+    };
+    let policy = Policy::from(chain.data());
+    let hash_key = cluster
+        .hash_header()
+        .and_then(|h| chain.data().request_headers.map.get(h))
+        .map(|v| v.as_bytes().to_vec());
+    let limit = worker.buffer_limit;
+
+    // Request body: straight through when no filter runs, collected when
+    // it may be replayed, else pumped through the filters while the
+    // upstream request is in flight.
+    let replay = policy.attempts > 1;
+    let response = if !request_eos && !replay && chain.is_empty_chain() {
+        let body: UpstreamBody = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
+        let req = match upstream_request(chain.data(), body) {
+            Ok(r) => r,
+            Err(reply) => {
+                return local_response(reply, chain, record.clone(), flags, listener).await;
+            }
+        };
+        attempt(
+            cluster,
+            req,
+            hash_key.as_deref(),
+            policy.per_try_timeout.or(policy.timeout),
+        )
+        .await
+    } else if request_eos || replay {
+        let bytes = if request_eos {
+            Bytes::new()
+        } else {
+            match collect_body(&mut chain, body, limit).await {
+                Ok(b) => b,
+                Err(reply) => {
+                    return local_response(reply, chain, record.clone(), flags, listener).await;
+                }
+            }
+        };
+        send_with_retries(
+            cluster,
+            &mut chain,
+            &policy,
+            hash_key.as_deref(),
+            bytes,
+            &mut flags,
+        )
+        .await
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(8);
+        let body_stream = StreamBody::new(tokio_stream_from(rx));
+        let req = match upstream_request(chain.data(), body_stream.boxed_unsync()) {
+            Ok(r) => r,
+            Err(reply) => {
+                return local_response(reply, chain, record.clone(), flags, listener).await;
+            }
+        };
+        let send = attempt(cluster, req, hash_key.as_deref(), policy.timeout);
+        let pump = pump_request_body(&mut chain, body, tx, limit);
+        let (resp, pumped) = futures_util::future::join(send, pump).await;
+        if let Err(reply) = pumped {
+            return local_response(reply, chain, record.clone(), flags, listener).await;
+        }
+        resp
+    };
+
+    let upstream = match response {
+        Ok(r) => r,
+        Err(failure) => {
+            flags.upstream_failure = true;
+            record.flags.upstream_failure = true;
+            return local_response(failure, chain, record.clone(), flags, listener).await;
+        }
+    };
+    record.upstream = Some(upstream.endpoint);
+    record.flags.retried |= flags.retried;
+    chain.data_mut().upstream_address = Some(upstream.endpoint);
+    respond(
+        chain,
+        upstream.response,
+        record.clone(),
+        listener.clone(),
+        limit,
+    )
+    .await
+}
+
+/// Minimal stream adapter over an mpsc receiver.
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn pump_request_body(
+    chain: &mut ChainStream,
+    mut body: Incoming,
+    tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
+    limit: usize,
+) -> Result<(), LocalReply> {
+    loop {
+        let frame = match body.frame().await {
+            None => {
+                if let BodyFlow::Forward(b) = chain.request_body(Bytes::new(), true, limit).await
+                    && !b.is_empty()
+                {
+                    let _ = tx.send(Ok(Frame::data(b))).await;
+                }
+                return Ok(());
+            }
+            Some(Err(e)) => {
+                let _ = tx.send(Err(Box::new(e))).await;
+                return Ok(());
+            }
+            Some(Ok(f)) => f,
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                chain.data_mut().request_size += data.len() as u64;
+                let eos = body.is_end_stream();
+                match chain.request_body(data, eos, limit).await {
+                    BodyFlow::Forward(b) => {
+                        if !b.is_empty() && tx.send(Ok(Frame::data(b))).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    BodyFlow::Hold => {}
+                    BodyFlow::LocalReply(r) => return Err(r),
+                    BodyFlow::Reset => {
+                        return Err(LocalReply::text(
+                            503,
+                            "filter_reset",
+                            "stream reset by a filter\n",
+                        ));
+                    }
+                }
+                if eos {
+                    return Ok(());
+                }
+            }
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    if let BodyFlow::Forward(b) =
+                        chain.request_body(Bytes::new(), true, limit).await
+                        && !b.is_empty()
+                    {
+                        let _ = tx.send(Ok(Frame::data(b))).await;
+                    }
+                    chain.data_mut().request_trailers = HeaderBlock::new(trailers);
+                    match chain.request_trailers().await {
+                        Flow::Continue => {}
+                        Flow::LocalReply(r) => return Err(r),
+                        Flow::Reset => {
+                            return Err(LocalReply::text(
+                                503,
+                                "filter_reset",
+                                "stream reset by a filter\n",
+                            ));
+                        }
+                    }
+                    let t = std::mem::take(&mut chain.data_mut().request_trailers.map);
+                    let _ = tx.send(Ok(Frame::trailers(t))).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Reads the whole request body through the filters (for replay).
+async fn collect_body(
+    chain: &mut ChainStream,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, LocalReply> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let pump = pump_request_body(chain, body, tx, limit.max(REPLAY_LIMIT));
+    let collect = async {
+        let mut out = BytesMut::new();
+        while let Some(frame) = rx.recv().await {
+            match frame {
+                Ok(f) => {
+                    if let Ok(d) = f.into_data() {
+                        out.extend_from_slice(&d);
+                    }
+                }
+                Err(e) => {
+                    return Err(LocalReply::text(
+                        400,
+                        "downstream_body_error",
+                        format!("request body: {e}\n"),
+                    ));
+                }
+            }
+        }
+        Ok(out.freeze())
+    };
+    let (pumped, collected) = futures_util::future::join(pump, collect).await;
+    pumped?;
+    collected
+}
+
+async fn send_with_retries(
+    cluster: &crate::upstream::Cluster,
+    chain: &mut ChainStream,
+    policy: &Policy,
+    hash_key: Option<&[u8]>,
+    body: Bytes,
+    flags: &mut Flags,
+) -> Result<crate::upstream::UpstreamResponse, LocalReply> {
+    let deadline = policy.timeout.map(|t| Instant::now() + t);
+    let mut last: Option<Result<crate::upstream::UpstreamResponse, LocalReply>> = None;
+    for n in 0..policy.attempts {
+        if n > 0 {
+            flags.retried = true;
+            // Jittered exponential backoff: 25ms * 2^n, ±50%.
+            let base = 25u64 << (n - 1).min(6);
+            let jitter = rand::random::<u64>() % base.max(1);
+            tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+        }
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if remaining.is_some_and(|r| r.is_zero()) {
+            break;
+        }
+        let per_try = match (policy.per_try_timeout, remaining) {
+            (Some(p), Some(r)) => Some(p.min(r)),
+            (p, r) => p.or(r),
+        };
+        let b: UpstreamBody = Full::new(body.clone())
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync();
+        let req = upstream_request(chain.data(), b)?;
+        match attempt_raw(cluster, req, hash_key, per_try).await {
+            Ok(resp) => {
+                let status = resp.response.status().as_u16();
+                if n + 1 < policy.attempts && policy.retry_status(status) {
+                    last = Some(Ok(resp));
+                    continue;
+                }
+                return Ok(resp);
+            }
+            Err(e) => {
+                let retry = policy.retry_error(&e.0) || e.1;
+                let reply = failure_reply(&e.0, e.1, &cluster.name);
+                if n + 1 < policy.attempts && retry {
+                    last = Some(Err(reply));
+                    continue;
+                }
+                return Err(reply);
+            }
+        }
+    }
+    last.unwrap_or_else(|| {
+        Err(LocalReply::text(
+            504,
+            "upstream_timeout",
+            "upstream request timeout\n",
+        ))
+    })
+}
+
+fn failure_reply(e: &UpstreamError, timed_out: bool, cluster: &str) -> LocalReply {
+    if timed_out {
+        return LocalReply::text(504, "upstream_timeout", "upstream request timeout\n");
+    }
+    if e.is_overloaded() {
+        let mut r = LocalReply::text(
+            503,
+            "overloaded",
+            format!("cluster {cluster} is overloaded\n"),
+        );
+        r.headers
+            .push(("x-weft-overloaded".into(), Bytes::from_static(b"true")));
+        return r;
+    }
+    tracing::debug!(cluster, "upstream failure: {e}");
+    LocalReply::text(
+        503,
+        "upstream_failure",
+        format!("upstream connect error or disconnect/reset before headers ({cluster})\n"),
+    )
+}
+
+async fn attempt_raw(
+    cluster: &crate::upstream::Cluster,
+    req: Request<UpstreamBody>,
+    hash_key: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> Result<crate::upstream::UpstreamResponse, (UpstreamError, bool)> {
+    let fut = cluster.send(req, hash_key);
+    match timeout {
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r.map_err(|e| (e, false)),
+            Err(_) => Err((
+                UpstreamError::Timeout {
+                    cluster: cluster.name.clone(),
+                },
+                true,
+            )),
+        },
+        None => fut.await.map_err(|e| (e, false)),
+    }
+}
+
+async fn attempt(
+    cluster: &crate::upstream::Cluster,
+    req: Request<UpstreamBody>,
+    hash_key: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> Result<crate::upstream::UpstreamResponse, LocalReply> {
+    attempt_raw(cluster, req, hash_key, timeout)
+        .await
+        .map_err(|(e, t)| failure_reply(&e, t, &cluster.name))
+}
+
+/// Response phases, then the body downstream.
+async fn respond(
+    mut chain: ChainStream,
+    response: Response<Incoming>,
+    mut record: AccessRecord,
+    listener: Rc<ListenerCtx>,
+    limit: usize,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    record.status = parts.status.as_u16();
+    if chain.is_empty_chain() {
+        let body = crate::access_log::Tracked::new(body, record, listener);
+        return Response::from_parts(parts, boxed(body));
+    }
+    let eos = body.is_end_stream();
+    {
+        let data = chain.data_mut();
+        let mut block = HeaderBlock::new(std::mem::take(&mut parts.headers));
+        block.set_pseudo(":status", parts.status.as_str().to_owned());
+        data.response_headers = block;
+    }
+    match chain.response_headers(eos).await {
+        Flow::Continue => {}
+        Flow::LocalReply(r) => {
+            return local_response(r, chain, record, Flags::default(), &listener).await;
+        }
+        Flow::Reset => {
+            let r = LocalReply::text(502, "filter_reset", "response reset by a filter\n");
+            return local_response(r, chain, record, Flags::default(), &listener).await;
+        }
+    }
+    {
+        let data = chain.data_mut();
+        if let Some(s) = data
+            .response_headers
+            .pseudo_str(":status")
+            .and_then(|s| s.parse::<u16>().ok())
+            && let Ok(code) = StatusCode::from_u16(s)
+        {
+            parts.status = code;
+            record.status = s;
+        }
+        parts.headers = std::mem::take(&mut data.response_headers.map);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(8);
+    tokio::task::spawn_local(pump_response(chain, body, tx, record, listener, limit));
+    Response::from_parts(parts, boxed(StreamBody::new(tokio_stream_from(rx))))
+}
+
+async fn pump_response(
+    mut chain: ChainStream,
+    mut body: Incoming,
+    tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
+    mut record: AccessRecord,
+    listener: Rc<ListenerCtx>,
+    limit: usize,
+) {
+    let mut sent = 0u64;
+    let mut ended = body.is_end_stream();
+    if ended
+        && let BodyFlow::Forward(b) = chain.response_body(Bytes::new(), true, limit).await
+        && !b.is_empty()
+    {
+        sent += b.len() as u64;
+        let _ = tx.send(Ok(Frame::data(b))).await;
+    }
+    while !ended {
+        match body.frame().await {
+            None => {
+                ended = true;
+                if let BodyFlow::Forward(b) = chain.response_body(Bytes::new(), true, limit).await
+                    && !b.is_empty()
+                {
+                    sent += b.len() as u64;
+                    let _ = tx.send(Ok(Frame::data(b))).await;
+                }
+            }
+            Some(Err(e)) => {
+                record.flags.upstream_failure = true;
+                let _ = tx.send(Err(Box::new(e))).await;
+                break;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(d) => {
+                    let eos = body.is_end_stream();
+                    ended = eos;
+                    match chain.response_body(d, eos, limit).await {
+                        BodyFlow::Forward(b) => {
+                            sent += b.len() as u64;
+                            if !b.is_empty() && tx.send(Ok(Frame::data(b))).await.is_err() {
+                                break;
+                            }
+                        }
+                        BodyFlow::Hold => {}
+                        BodyFlow::LocalReply(_) | BodyFlow::Reset => {
+                            // Headers are already downstream: all we can do is reset.
+                            record.flags.local_reply = true;
+                            let _ = tx
+                                .send(Err("response body rejected by a filter".into()))
+                                .await;
+                            break;
+                        }
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        if let BodyFlow::Forward(b) =
+                            chain.response_body(Bytes::new(), true, limit).await
+                            && !b.is_empty()
+                        {
+                            sent += b.len() as u64;
+                            let _ = tx.send(Ok(Frame::data(b))).await;
+                        }
+                        chain.data_mut().response_trailers = HeaderBlock::new(trailers);
+                        let _ = chain.response_trailers().await;
+                        let t = std::mem::take(&mut chain.data_mut().response_trailers.map);
+                        let _ = tx.send(Ok(Frame::trailers(t))).await;
+                        ended = true;
+                    }
+                }
+            },
+        }
+    }
+    drop(tx);
+    chain.data_mut().response_size = sent;
+    record.bytes_sent = sent;
+    let data = chain.finish().await;
+    if let Some(d) = data {
+        record.route = d
+            .property_str(weft_props::ROUTE_NAME)
+            .map(str::to_owned)
+            .or(record.route);
+    }
+    listener.finish(&record);
+}

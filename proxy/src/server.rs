@@ -1,0 +1,271 @@
+//! `weft run`: start-up, hot reload and drain.
+//!
+//! The main thread validates the configuration and builds the first
+//! [`Generation`], binds every listener once per worker (`SO_REUSEPORT`),
+//! starts the workers, the admin listener and the cluster background tasks,
+//! and then waits for signals: SIGHUP (or a change of the file) reloads,
+//! SIGTERM/SIGINT drains and exits 0.
+
+use crate::access_log::AccessLogger;
+use crate::admin::AdminState;
+use crate::generation::{Generation, ListenerLimits, Loader, MetricsBook};
+use crate::worker::{BoundListener, bind_reuseport, run_worker};
+use anyhow::{Context, anyhow, bail};
+use parking_lot::RwLock;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use weft_wasm_host::{Runtime, RuntimeOptions};
+
+/// Options of `weft run` beyond the config file.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub cache_dir: Option<PathBuf>,
+    /// Poll the config file for changes (default true).
+    pub watch_file: bool,
+}
+
+fn load_config(path: &Path) -> anyhow::Result<weft_config::Config> {
+    weft_config::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+/// Validates a config file and loads its plugins, without serving.
+pub fn validate(path: &Path, options: &RunOptions) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: options.cache_dir.clone(),
+    })?;
+    let loader = Loader {
+        runtime,
+        metrics: Arc::new(MetricsBook::default()),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let built = local.block_on(&rt, loader.build(config, 0));
+    match built {
+        Ok(_) => Ok(()),
+        Err(errors) => bail!(format_errors(path, &errors)),
+    }
+}
+
+fn format_errors(path: &Path, errors: &[crate::generation::GenerationError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {e}", path.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn limits(l: &weft_config::Listener) -> ListenerLimits {
+    crate::settings::listener_limits(l)
+}
+
+/// Runs the proxy until SIGTERM/SIGINT.
+pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let workers = config.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let cache_dir = options
+        .cache_dir
+        .clone()
+        .or_else(|| config.cache_dir.clone());
+    let runtime = Runtime::new(RuntimeOptions { cache_dir })?;
+    let loader = Loader {
+        runtime: runtime.clone(),
+        metrics: Arc::new(MetricsBook::default()),
+    };
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let generation = local
+        .block_on(&control, loader.build(config, 1))
+        .map_err(|errors| anyhow!(format_errors(path, &errors)))?;
+    let generation = Arc::new(generation);
+    let config = generation.config.clone();
+
+    let access = match &config.access_log {
+        Some(a) if a.enabled => AccessLogger::start(a.path.as_deref())
+            .with_context(|| format!("{}: access_log: cannot open the log file", path.display()))?,
+        _ => AccessLogger::off(),
+    };
+
+    // Bind every listener once per worker.
+    let mut per_worker: Vec<Vec<BoundListener>> = (0..workers).map(|_| Vec::new()).collect();
+    for l in &config.listeners {
+        let tls = match &l.tls {
+            Some(t) => Some(Arc::new(crate::settings::acceptor(l, t)?)),
+            None => None,
+        };
+        let open = Arc::new(AtomicUsize::new(0));
+        for bound in per_worker.iter_mut() {
+            let socket = bind_reuseport(l.address)
+                .with_context(|| format!("listener {}: cannot bind {}", l.name, l.address))?;
+            bound.push(BoundListener {
+                name: l.name.clone(),
+                listener: socket,
+                tls: tls.clone(),
+                limits: limits(l),
+                open_connections: open.clone(),
+            });
+        }
+        tracing::info!(listener = %l.name, address = %l.address, tls = l.tls.is_some(), "listening");
+    }
+
+    let admin = Arc::new(AdminState {
+        current: RwLock::new(generation.clone()),
+        ready: AtomicBool::new(false),
+        runtime: runtime.clone(),
+        reloads_ok: AtomicU64::new(0),
+        reloads_failed: AtomicU64::new(0),
+        last_reload_error: RwLock::new(None),
+    });
+    if let Some(a) = &config.admin {
+        let bound = crate::admin::spawn(a.address, admin.clone())
+            .with_context(|| format!("admin: cannot bind {}", a.address))?;
+        tracing::info!(address = %bound, "admin listening");
+    }
+
+    let (gen_tx, gen_rx) = watch::channel(generation.clone());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let mut handles = Vec::new();
+    for (i, listeners) in per_worker.into_iter().enumerate() {
+        handles.push(run_worker(
+            i,
+            listeners,
+            gen_rx.clone(),
+            shutdown_rx.clone(),
+            access.clone(),
+            ready_tx.clone(),
+        )?);
+    }
+    drop(ready_tx);
+    for _ in 0..workers {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("{e}"),
+            Err(_) => bail!("a worker exited during start-up"),
+        }
+    }
+    admin.ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        workers,
+        generation = generation.id,
+        plugins = generation.plugins.len(),
+        "weft is ready"
+    );
+
+    // Cluster background work (DNS, health checks) for the live generation.
+    let mut background = generation.cluster_state.clone();
+    local.block_on(&control, async {
+        background.spawn_background();
+    });
+
+    let drain_timeout = config.drain_timeout;
+    let result: anyhow::Result<()> = local.block_on(&control, async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut last_mtime = mtime(path);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut next_id = 2u64;
+        loop {
+            let reload = tokio::select! {
+                _ = hup.recv() => { tracing::info!("SIGHUP: reloading {}", path.display()); true }
+                _ = tick.tick() => {
+                    let m = mtime(path);
+                    if options.watch_file && m.is_some() && m != last_mtime {
+                        last_mtime = m;
+                        tracing::info!("{} changed: reloading", path.display());
+                        true
+                    } else {
+                        false
+                    }
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            };
+            if !reload {
+                continue;
+            }
+            last_mtime = mtime(path);
+            match reload_once(path, &loader, &admin, next_id).await {
+                Ok(next) => {
+                    next_id += 1;
+                    background.shutdown();
+                    background = next.cluster_state.clone();
+                    background.spawn_background();
+                    *admin.current.write() = next.clone();
+                    let _ = gen_tx.send(next);
+                    admin.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                    *admin.last_reload_error.write() = None;
+                    tracing::info!(generation = next_id - 1, "configuration reloaded");
+                }
+                Err(e) => {
+                    admin.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        "reload refused, the previous configuration keeps serving: {e:#}"
+                    );
+                    *admin.last_reload_error.write() = Some(format!("{e:#}"));
+                }
+            }
+        }
+        Ok(())
+    });
+    result?;
+    tracing::info!(timeout = ?drain_timeout, "draining: no new connections, finishing requests in flight");
+    admin.ready.store(false, Ordering::Relaxed);
+    let _ = shutdown_tx.send(true);
+    let deadline = std::time::Instant::now() + drain_timeout;
+    for h in handles {
+        while !h.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+async fn reload_once(
+    path: &Path,
+    loader: &Loader,
+    admin: &AdminState,
+    id: u64,
+) -> anyhow::Result<Arc<Generation>> {
+    let config = load_config(path)?;
+    let current = admin.current.read().clone();
+    let old: Vec<_> = current
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.address))
+        .collect();
+    let new: Vec<_> = config
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.address))
+        .collect();
+    if old != new {
+        bail!(
+            "{}: listeners (names and addresses) cannot change on reload; restart weft to change them",
+            path.display()
+        );
+    }
+    let next = loader
+        .build(config, id)
+        .await
+        .map_err(|errors| anyhow!(format_errors(path, &errors)))?;
+    Ok(Arc::new(next))
+}

@@ -60,19 +60,13 @@ pub fn serve(handler: impl Fn(&Seen) -> Response<Full<Bytes>> + Send + Sync + 's
 }
 
 /// An echo upstream: answers 200 with `x-upstream: <name>`, echoing the
-/// request body, and `x-seen-<header>` for a few interesting headers.
+/// request body, and `x-seen-<name>` for every `x-*` request header.
 pub fn echo(name: &'static str) -> Server {
     serve(move |seen| {
         let mut b = Response::builder().status(200).header("x-upstream", name);
-        for h in [
-            "x-probe-seen",
-            "x-auth-result",
-            "x-request-id",
-            "x-forwarded-for",
-            "x-forwarded-proto",
-        ] {
-            if let Some(v) = seen.headers.get(h) {
-                b = b.header(format!("x-seen-{h}"), v);
+        for (name, value) in &seen.headers {
+            if name.as_str().starts_with("x-") {
+                b = b.header(format!("x-seen-{name}"), value);
             }
         }
         b = b.header("x-seen-path", seen.uri.as_str());

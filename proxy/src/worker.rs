@@ -13,7 +13,7 @@ use crate::metrics::ListenerMetrics;
 use crate::upstream::ClusterSet;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,7 +21,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use weft_wasm_host::{ConnectionInfo, FilterChain, PluginInstance};
 
@@ -384,17 +384,27 @@ async fn serve_http<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
+    let activity = Rc::new(Activity {
+        in_flight: Cell::new(0),
+        last: Cell::new(Instant::now()),
+    });
     let svc = {
         let listener = listener.clone();
+        let activity = activity.clone();
         service_fn(move |req| {
             let generation = current.borrow().clone();
             let ctx = generation.listeners.get(&*listener).cloned();
             let info = info.clone();
+            let activity = activity.clone();
+            activity.in_flight.set(activity.in_flight.get() + 1);
             async move {
-                match ctx {
+                let resp = match ctx {
                     Some(ctx) => life::serve(generation, ctx, info, req).await,
                     None => Ok(life::plain(503, "listener removed\n")),
-                }
+                };
+                activity.in_flight.set(activity.in_flight.get() - 1);
+                activity.last.set(Instant::now());
+                resp
             }
         })
     };
@@ -415,15 +425,35 @@ async fn serve_http<I>(
     let conn = builder.serve_connection(io, svc);
     let mut conn = pin!(conn);
     let idle = limits.idle_timeout;
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(listener = %listener, "connection ended: {e}");
+    loop {
+        let deadline = activity.last.get() + idle;
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(listener = %listener, "connection ended: {e}");
+                }
+                return;
             }
-            return;
+            _ = shutdown.changed() => break,
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                if activity.in_flight.get() > 0 {
+                    activity.last.set(Instant::now());
+                    continue;
+                }
+                if activity.last.get().elapsed() >= idle {
+                    tracing::debug!(listener = %listener, "closing a connection idle for {idle:?}");
+                    break;
+                }
+            }
         }
-        _ = shutdown.changed() => {}
     }
+    // Drain or idle: finish what is in flight, then close.
     conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(idle.max(Duration::from_secs(1)), conn).await;
+    let _ = conn.await;
+}
+
+/// What a connection is doing, for its idle timeout.
+struct Activity {
+    in_flight: Cell<usize>,
+    last: Cell<Instant>,
 }

@@ -252,3 +252,52 @@ fn reload_under_load_fails_no_request() {
         "no request failed during reloads"
     );
 }
+
+#[test]
+fn idle_keep_alive_connections_are_closed() {
+    let up = echo("up");
+    let port = free_port();
+    let _weft = Weft::start(&simple(
+        port,
+        up.addr,
+        "limits: { idle_timeout: 300ms }",
+        "",
+    ));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "the idle connection stayed open {waited:?}"
+    );
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish() {
+    let slow = upstream::serve(|_| {
+        std::thread::sleep(Duration::from_millis(700));
+        http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"finished",
+        )))
+    });
+    let port = free_port();
+    let mut weft = Weft::start(&simple(port, slow.addr, "", ""));
+    let url = format!("http://127.0.0.1:{port}/");
+    let in_flight = std::thread::spawn(move || get(&url, &[]));
+    std::thread::sleep(Duration::from_millis(200));
+    weft.signal("TERM");
+    let r = in_flight.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "finished");
+    let status = weft.wait_exit(Duration::from_secs(15)).expect("weft exits");
+    assert!(status.success(), "{status}");
+    // No new connections after the drain.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}

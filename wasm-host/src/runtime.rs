@@ -52,6 +52,8 @@ pub struct PluginModule {
     /// `sha256:<hex>` of the module bytes.
     pub digest: String,
     pub abi: AbiVersion,
+    /// True when the compiled code came from the on-disk cache.
+    pub from_cache: bool,
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) runtime: Arc<Runtime>,
 }
@@ -128,7 +130,7 @@ impl Runtime {
         bytes: &[u8],
     ) -> Result<Arc<PluginModule>, LoadError> {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-        let module = self.module_for(name, &digest, bytes)?;
+        let (module, from_cache) = self.module_for(name, &digest, bytes)?;
         let abi = AbiVersion::MARKERS
             .iter()
             .find(|(marker, _)| module.get_export(marker).is_some())
@@ -179,14 +181,20 @@ impl Runtime {
             name: name.to_owned(),
             digest,
             abi,
+            from_cache,
             pre,
             runtime: self.clone(),
         }))
     }
 
-    fn module_for(&self, name: &str, digest: &str, bytes: &[u8]) -> Result<Module, LoadError> {
+    fn module_for(
+        &self,
+        name: &str,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<(Module, bool), LoadError> {
         if let Some(m) = self.modules.lock().get(digest) {
-            return Ok(m.clone());
+            return Ok((m.clone(), false));
         }
         let cached = self.cache_path(digest);
         if let Some(path) = &cached
@@ -199,7 +207,7 @@ impl Runtime {
                 Ok(m) => {
                     tracing::debug!(plugin = name, digest, "compiled module loaded from cache");
                     self.modules.lock().insert(digest.to_owned(), m.clone());
-                    return Ok(m);
+                    return Ok((m, true));
                 }
                 Err(e) => {
                     tracing::warn!(plugin = name, path = %path.display(), "ignoring unreadable compiled-module cache entry: {e:#}")
@@ -218,7 +226,7 @@ impl Runtime {
         self.modules
             .lock()
             .insert(digest.to_owned(), module.clone());
-        Ok(module)
+        Ok((module, false))
     }
 
     fn cache_path(&self, digest: &str) -> Option<PathBuf> {

@@ -603,3 +603,51 @@ fn stream_dropped_while_paused_is_cleaned_up() {
         let _ = Ordering::SeqCst;
     });
 }
+
+#[test]
+fn compiled_code_is_cached_on_disk_and_reused_after_a_restart() {
+    let dir = weft_tests::weft::TempDir::new("compiled-cache");
+    let options = || weft_wasm_host::RuntimeOptions {
+        cache_dir: Some(dir.path().to_path_buf()),
+    };
+    let first = weft_wasm_host::Runtime::new(options()).unwrap();
+    let m = first.load("probe", &probe()).unwrap();
+    assert!(!m.from_cache);
+    let hex = m.digest.strip_prefix("sha256:").unwrap().to_owned();
+    let cached: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with(format!("{hex}.cwasm")))
+        .collect();
+    assert_eq!(cached.len(), 1, "one compiled artifact keyed by digest");
+    // A new runtime (a restart) loads it instead of compiling.
+    let second = weft_wasm_host::Runtime::new(options()).unwrap();
+    let m2 = second.load("probe", &probe()).unwrap();
+    assert!(m2.from_cache);
+    run(async {
+        let fake = Fake::allow();
+        let p = weft_wasm_host::Plugin::new(m2, options_for("probe-cached"));
+        let chain = FilterChain::new(vec![start(p, &fake).await.unwrap()]);
+        let mut s = chain.start(request("/", &[])).await;
+        expect_continue(s.request_headers(true).await);
+        s.finish().await;
+    });
+}
+
+fn options_for(name: &str) -> weft_wasm_host::PluginOptions {
+    options(name, json!({}))
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

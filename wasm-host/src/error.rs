@@ -46,12 +46,16 @@ pub enum VmError {
         export: &'static str,
         reason: String,
     },
-    #[error("plugin {plugin}: proxy_on_vm_start returned false (vm configuration rejected)")]
-    StartRefused { plugin: String },
-    #[error(
-        "plugin {plugin}: proxy_on_configure returned false (plugin configuration rejected; see the plugin's log)"
-    )]
-    ConfigureRefused { plugin: String },
+    #[error("plugin {plugin}: proxy_on_vm_start returned false (vm configuration rejected){}", reason_suffix(.reason))]
+    StartRefused {
+        plugin: String,
+        reason: Option<String>,
+    },
+    #[error("plugin {plugin}: proxy_on_configure returned false (plugin configuration rejected){}", reason_suffix(.reason))]
+    ConfigureRefused {
+        plugin: String,
+        reason: Option<String>,
+    },
     #[error("plugin {plugin}: {callback} exceeded its deadline of {timeout_ms} ms")]
     Deadline {
         plugin: String,
@@ -80,12 +84,19 @@ impl VmError {
         match self {
             VmError::Instantiate { plugin, .. }
             | VmError::BadExport { plugin, .. }
-            | VmError::StartRefused { plugin }
-            | VmError::ConfigureRefused { plugin }
+            | VmError::StartRefused { plugin, .. }
+            | VmError::ConfigureRefused { plugin, .. }
             | VmError::Deadline { plugin, .. }
             | VmError::MemoryLimit { plugin, .. }
             | VmError::Trap { plugin, .. }
             | VmError::Discarded { plugin } => plugin,
         }
+    }
+}
+
+fn reason_suffix(reason: &Option<String>) -> String {
+    match reason {
+        Some(r) => format!(": {r}"),
+        None => String::new(),
     }
 }

@@ -134,6 +134,8 @@ pub struct HostState {
     pub(crate) vm_configuration: Bytes,
     pub(crate) plugin_configuration: Bytes,
     pub(crate) done_called: bool,
+    /// The last warning or error the plugin logged (explains a refusal).
+    pub(crate) last_complaint: Option<String>,
 }
 
 impl HostState {
@@ -167,6 +169,7 @@ impl HostState {
             status: (0, Vec::new()),
             cluster_known,
             done_called: false,
+            last_complaint: None,
         }
     }
 
@@ -391,6 +394,9 @@ pub(crate) fn add_hostcalls(linker: &mut Linker<HostState>) -> wasmtime::Result<
             let (mem, st) = split(&mut c)?;
             let msg = String::from_utf8_lossy(read(mem, ptr, len)?);
             emit_log(&st.plugin, st.effective_context, level, &msg);
+            if level >= abi::LogLevel::Warn as i32 {
+                st.last_complaint = Some(msg.chars().take(1024).collect());
+            }
             Ok(())
         })();
         code(r)

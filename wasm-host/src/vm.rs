@@ -386,7 +386,10 @@ impl Vm {
                 .await?
                 == 0
             {
-                return Err(VmError::StartRefused { plugin: name });
+                return Err(VmError::StartRefused {
+                    plugin: name,
+                    reason: inner.store.data_mut().last_complaint.take(),
+                });
             }
         }
         if let Some(f) = inner.cb.on_configure.clone() {
@@ -396,7 +399,10 @@ impl Vm {
                 .await?
                 == 0
             {
-                return Err(VmError::ConfigureRefused { plugin: name });
+                return Err(VmError::ConfigureRefused {
+                    plugin: name,
+                    reason: inner.store.data_mut().last_complaint.take(),
+                });
             }
         }
         PluginStats::bump(&plugin.stats.vms_started);

@@ -426,7 +426,11 @@ fn on_configure_false_refuses_the_plugin() {
         let p = plugin(options("probe-reject", json!({"reject": true})));
         match start(p.clone(), &fake).await {
             Err(e @ VmError::ConfigureRefused { .. }) => {
-                assert!(e.to_string().contains("probe-reject"), "{e}");
+                assert_eq!(
+                    e.to_string(),
+                    "plugin probe-reject: proxy_on_configure returned false (plugin configuration rejected): \
+                     probe config: reject is true"
+                );
                 assert!(
                     p.info
                         .log_sink

@@ -2,7 +2,6 @@
 //! `/config_dump` (secrets redacted) and `/plugins`.
 
 use crate::generation::Generation;
-use crate::life::BoxError;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -243,6 +242,5 @@ pub fn spawn(addr: SocketAddr, state: Arc<AdminState>) -> std::io::Result<Socket
                 }
             });
         })?;
-    let _: Option<BoxError> = None;
     Ok(bound)
 }

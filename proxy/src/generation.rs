@@ -9,7 +9,6 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,31 +89,23 @@ pub enum GenerationError {
     Cluster { cluster: String, reason: String },
 }
 
-/// Reads a plugin's module from its `url`.
-pub fn fetch_module(
-    name: &str,
-    url: &str,
-    base: &Path,
-) -> Result<(Vec<u8>, String), GenerationError> {
+/// Reads a plugin's module from its source.
+pub fn fetch_module(spec: &weft_config::PluginSpec) -> Result<(Vec<u8>, String), GenerationError> {
     let err = |reason: String| GenerationError::Plugin {
-        plugin: name.to_owned(),
+        plugin: spec.name.clone(),
         reason,
     };
-    let path: PathBuf = if let Some(rest) = url.strip_prefix("file://") {
-        let p = PathBuf::from(rest);
-        if p.is_relative() { base.join(p) } else { p }
-    } else if url.contains("://") {
-        let scheme = url.split("://").next().unwrap_or("");
-        return Err(err(format!(
-            "url scheme {scheme}:// is not supported by this build yet (use file://); url was {url}"
-        )));
-    } else {
-        let p = PathBuf::from(url);
-        if p.is_relative() { base.join(p) } else { p }
-    };
-    let bytes = std::fs::read(&path)
-        .map_err(|e| err(format!("cannot read module {}: {e}", path.display())))?;
-    Ok((bytes, format!("file://{}", path.display())))
+    match spec.source() {
+        weft_config::ModuleSource::File(path) => {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| err(format!("cannot read module {}: {e}", path.display())))?;
+            Ok((bytes, format!("file://{}", path.display())))
+        }
+        _ => Err(err(format!(
+            "url {}: only file:// modules are supported by this build (oci://, oci-layout:// and http(s):// come with OCI support)",
+            spec.url
+        ))),
+    }
 }
 
 /// A boundary for validating plugins on the control thread: clusters are
@@ -152,7 +143,6 @@ impl Loader {
     /// validation VM) and maps the clusters. Must run inside a `LocalSet`.
     pub async fn build(&self, config: Config, id: u64) -> Result<Generation, Vec<GenerationError>> {
         let mut errors = Vec::new();
-        let base = config.base_dir().to_path_buf();
         let cluster_names: Arc<HashSet<String>> =
             Arc::new(config.clusters.iter().map(|c| c.name.clone()).collect());
         let mut cluster_settings = Vec::new();
@@ -184,7 +174,7 @@ impl Loader {
             let name = spec.name.clone();
             let fail_open = matches!(spec.fail_strategy, weft_config::FailStrategy::FailOpen);
             let loaded = async {
-                let (bytes, source) = fetch_module(&name, &spec.url, &base)?;
+                let (bytes, source) = fetch_module(spec)?;
                 if let Some(want) = &spec.sha256 {
                     let got = hex::encode(Sha256::digest(&bytes));
                     if !got.eq_ignore_ascii_case(want) {

@@ -18,7 +18,7 @@
 //!    reverse order, then go downstream; the stream ends with `on_log`
 //!    on every filter and one access-log line.
 
-use crate::access_log::AccessRecord;
+use crate::access_log::{AccessRecord, LogFlags as Flags};
 use crate::upstream::{UpstreamBody, UpstreamError};
 use crate::worker::{ListenerCtx, WorkerGen};
 use bytes::{Bytes, BytesMut};
@@ -78,15 +78,6 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     headers.remove(TRANSFER_ENCODING);
 }
 
-/// Per-request flags for the access log.
-#[derive(Default, Clone, Copy)]
-pub struct Flags {
-    pub local_reply: bool,
-    pub retried: bool,
-    pub plugin_failure: bool,
-    pub upstream_failure: bool,
-}
-
 /// Serves one request.
 pub async fn serve(
     worker: Rc<WorkerGen>,
@@ -99,12 +90,11 @@ pub async fn serve(
     let (parts, body) = req.into_parts();
     let mut data = Box::new(HttpStream::default());
     let tls = conn.tls.is_some();
-    fill_request(&mut data, &parts, conn, tls, &listener.name);
+    fill_request(&mut data, &parts, conn, tls);
     let request_eos = body.is_end_stream();
     let mut record = AccessRecord::start(&data, started);
 
     let mut chain = worker.chain_for(&listener.name).start(data).await;
-    let mut flags = Flags::default();
     let result = match chain.request_headers(request_eos).await {
         Flow::LocalReply(reply) => Err(reply),
         Flow::Reset => Err(LocalReply::text(
@@ -115,22 +105,8 @@ pub async fn serve(
         Flow::Continue => Ok(()),
     };
     let response = match result {
-        Err(reply) => {
-            flags.local_reply = true;
-            local_response(reply, chain, record, flags, &listener).await
-        }
-        Ok(()) => {
-            forward(
-                &worker,
-                &listener,
-                chain,
-                body,
-                request_eos,
-                &mut record,
-                flags,
-            )
-            .await
-        }
+        Err(reply) => local_response(reply, chain, record, &listener).await,
+        Ok(()) => forward(&worker, &listener, chain, body, request_eos, &mut record).await,
     };
     Ok(response)
 }
@@ -140,7 +116,6 @@ fn fill_request(
     parts: &http::request::Parts,
     conn: Arc<ConnectionInfo>,
     tls: bool,
-    _listener: &str,
 ) {
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
@@ -245,7 +220,6 @@ async fn local_response(
     reply: LocalReply,
     chain: ChainStream,
     mut record: AccessRecord,
-    flags: Flags,
     listener: &ListenerCtx,
 ) -> Response<ProxyBody> {
     if reply.details == "plugin_failed" {
@@ -253,7 +227,6 @@ async fn local_response(
     }
     let resp = reply_response(&reply);
     record.flags.local_reply = true;
-    record.flags.retried |= flags.retried;
     record.status = reply.status;
     record.bytes_sent = reply.body.len() as u64;
     let data = chain.finish().await;
@@ -353,7 +326,6 @@ async fn forward(
     body: Incoming,
     request_eos: bool,
     record: &mut AccessRecord,
-    mut flags: Flags,
 ) -> Response<ProxyBody> {
     let cluster_name = chain
         .data()
@@ -369,7 +341,6 @@ async fn forward(
             LocalReply::text(404, "no_route", "no route\n"),
             chain,
             record.clone(),
-            flags,
             listener,
         )
         .await;
@@ -381,7 +352,7 @@ async fn forward(
             "unknown_cluster",
             format!("unknown cluster {cluster_name}\n"),
         );
-        return local_response(reply, chain, record.clone(), flags, listener).await;
+        return local_response(reply, chain, record.clone(), listener).await;
     };
     let policy = Policy::from(chain.data());
     let hash_key = cluster
@@ -399,7 +370,7 @@ async fn forward(
         let req = match upstream_request(chain.data(), body) {
             Ok(r) => r,
             Err(reply) => {
-                return local_response(reply, chain, record.clone(), flags, listener).await;
+                return local_response(reply, chain, record.clone(), listener).await;
             }
         };
         attempt(
@@ -416,7 +387,7 @@ async fn forward(
             match collect_body(&mut chain, body, limit).await {
                 Ok(b) => b,
                 Err(reply) => {
-                    return local_response(reply, chain, record.clone(), flags, listener).await;
+                    return local_response(reply, chain, record.clone(), listener).await;
                 }
             }
         };
@@ -426,7 +397,7 @@ async fn forward(
             &policy,
             hash_key.as_deref(),
             bytes,
-            &mut flags,
+            &mut record.flags,
         )
         .await
     } else {
@@ -435,14 +406,14 @@ async fn forward(
         let req = match upstream_request(chain.data(), body_stream.boxed_unsync()) {
             Ok(r) => r,
             Err(reply) => {
-                return local_response(reply, chain, record.clone(), flags, listener).await;
+                return local_response(reply, chain, record.clone(), listener).await;
             }
         };
         let send = attempt(cluster, req, hash_key.as_deref(), policy.timeout);
         let pump = pump_request_body(&mut chain, body, tx, limit);
         let (resp, pumped) = futures_util::future::join(send, pump).await;
         if let Err(reply) = pumped {
-            return local_response(reply, chain, record.clone(), flags, listener).await;
+            return local_response(reply, chain, record.clone(), listener).await;
         }
         resp
     };
@@ -450,13 +421,11 @@ async fn forward(
     let upstream = match response {
         Ok(r) => r,
         Err(failure) => {
-            flags.upstream_failure = true;
             record.flags.upstream_failure = true;
-            return local_response(failure, chain, record.clone(), flags, listener).await;
+            return local_response(failure, chain, record.clone(), listener).await;
         }
     };
     record.upstream = Some(upstream.endpoint);
-    record.flags.retried |= flags.retried;
     chain.data_mut().upstream_address = Some(upstream.endpoint);
     respond(
         chain,
@@ -721,11 +690,11 @@ async fn respond(
     match chain.response_headers(eos).await {
         Flow::Continue => {}
         Flow::LocalReply(r) => {
-            return local_response(r, chain, record, Flags::default(), &listener).await;
+            return local_response(r, chain, record, &listener).await;
         }
         Flow::Reset => {
             let r = LocalReply::text(502, "filter_reset", "response reset by a filter\n");
-            return local_response(r, chain, record, Flags::default(), &listener).await;
+            return local_response(r, chain, record, &listener).await;
         }
     }
     {

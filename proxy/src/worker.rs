@@ -71,8 +71,6 @@ pub struct WorkerGen {
 
 impl WorkerGen {
     pub fn chain_for(&self, listener: &str) -> &FilterChain {
-        static EMPTY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-        let _ = &EMPTY;
         self.chains
             .get(listener)
             .unwrap_or_else(|| self.chains.get("").expect("the empty chain exists"))

@@ -74,6 +74,34 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
+    // The two header callbacks alone (streams opened and ended untimed).
+    group.bench_function("headers_phases_only", |b| {
+        b.iter_custom(|iters| {
+            local.block_on(&rt, async {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let batch = left.min(256);
+                    left -= batch;
+                    let mut streams = Vec::with_capacity(batch as usize);
+                    for _ in 0..batch {
+                        streams.push(chain.start(request()).await);
+                    }
+                    let start = Instant::now();
+                    for s in &mut streams {
+                        assert!(matches!(s.request_headers(true).await, Flow::Continue));
+                        s.data_mut().response_headers.set_pseudo(":status", "200");
+                        assert!(matches!(s.response_headers(true).await, Flow::Continue));
+                    }
+                    total += start.elapsed();
+                    for s in streams {
+                        s.finish().await;
+                    }
+                }
+                total
+            })
+        })
+    });
     group.bench_function("fresh_vm", |b| {
         b.iter_custom(|iters| {
             local.block_on(&rt, async {

@@ -27,6 +27,14 @@ pub enum LoadError {
         module: String,
         export: &'static str,
     },
+    #[error(
+        "plugin {module}: memory limit of {limit} bytes exceeds the host's maximum of {max} bytes"
+    )]
+    MemoryLimit {
+        module: String,
+        limit: usize,
+        max: usize,
+    },
     #[error("plugin {module}: the module (ABI {abi}) cannot be linked: {reason}")]
     Link {
         module: String,

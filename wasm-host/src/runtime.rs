@@ -21,10 +21,47 @@ use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Process-wide options of the host.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RuntimeOptions {
     /// Where compiled modules are cached (`<dir>/<engine>/<sha256>.cwasm`).
     pub cache_dir: Option<PathBuf>,
+    /// Size of the pooling allocator: how many VMs (and call stacks) can
+    /// exist at once. 0 selects on-demand allocation instead.
+    pub max_vms: u32,
+    /// Largest linear memory a plugin may be configured with.
+    pub max_memory: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            cache_dir: None,
+            max_vms: 256,
+            max_memory: 1 << 30,
+        }
+    }
+}
+
+fn engine_config(options: &RuntimeOptions, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.max_wasm_stack(1 << 20);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if pooling {
+        // VMs, their memories and the fiber stacks of async calls come from
+        // pools: no mmap/munmap per instantiation or per nested call.
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_core_instances(options.max_vms)
+            .total_memories(options.max_vms)
+            .total_tables(options.max_vms)
+            .total_stacks(options.max_vms * 2)
+            .total_component_instances(0)
+            .max_memory_size(options.max_memory)
+            .table_elements(200_000)
+            .max_core_instance_size(4 << 20);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
 }
 
 /// The process-wide host: engine, linker, shared state, module cache.
@@ -34,6 +71,7 @@ pub struct Runtime {
     env_names: HashSet<&'static str>,
     wasi_names: HashSet<String>,
     pub(crate) shared: Arc<SharedState>,
+    pub(crate) max_memory: usize,
     cache_dir: Option<PathBuf>,
     engine_key: String,
     modules: Mutex<HashMap<String, Module>>,
@@ -69,11 +107,15 @@ impl std::fmt::Debug for PluginModule {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Arc<Runtime>, LoadError> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.max_wasm_stack(1 << 20);
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let engine = match Engine::new(&engine_config(&options, options.max_vms > 0)) {
+            Ok(e) => e,
+            Err(e) if options.max_vms > 0 => {
+                tracing::warn!("pooling allocator unavailable ({e:#}); allocating VMs on demand");
+                Engine::new(&engine_config(&options, false))
+                    .map_err(|e| LoadError::Engine(format!("{e:#}")))?
+            }
+            Err(e) => return Err(LoadError::Engine(format!("{e:#}"))),
+        };
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
@@ -110,6 +152,7 @@ impl Runtime {
             env_names: env_names.into_iter().collect(),
             wasi_names,
             shared: Arc::new(SharedState::default()),
+            max_memory: options.max_memory,
             cache_dir: options.cache_dir,
             engine_key,
             modules: Mutex::new(HashMap::new()),

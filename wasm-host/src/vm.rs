@@ -60,6 +60,13 @@ impl Plugin {
         bytes: &[u8],
         options: PluginOptions,
     ) -> Result<Arc<Plugin>, LoadError> {
+        if options.memory_limit > runtime.max_memory {
+            return Err(LoadError::MemoryLimit {
+                module: options.name.clone(),
+                limit: options.memory_limit,
+                max: runtime.max_memory,
+            });
+        }
         let module = runtime.load(&options.name, bytes)?;
         Ok(Plugin::new(module, options))
     }
@@ -221,7 +228,8 @@ pub enum Outcome {
 
 struct VmInner {
     store: Store<HostState>,
-    cb: Callbacks,
+    /// Shared so a callback can be borrowed while the store is mutably used.
+    cb: Rc<Callbacks>,
 }
 
 /// One instance of a plugin's module on a worker.
@@ -365,11 +373,15 @@ impl Vm {
             Some(f) => Some(("_initialize", f)),
             None => typed::<(), ()>(&instance, &mut store, &name, "_start")?.map(|f| ("_start", f)),
         };
-        let mut inner = VmInner { store, cb };
+        let mut inner = VmInner {
+            store,
+            cb: Rc::new(cb),
+        };
         if let Some((callback, f)) = init {
-            inner.invoke(&plugin, callback, ROOT, f, ()).await?;
+            inner.invoke(&plugin, callback, ROOT, &f, ()).await?;
         }
-        let create = inner.cb.on_context_create.clone();
+        let cb = inner.cb.clone();
+        let create = &cb.on_context_create;
         inner
             .invoke(
                 &plugin,
@@ -379,7 +391,7 @@ impl Vm {
                 (ROOT as i32, 0),
             )
             .await?;
-        if let Some(f) = inner.cb.on_vm_start.clone() {
+        if let Some(f) = &cb.on_vm_start {
             let size = info.vm_configuration.len() as i32;
             if inner
                 .invoke(&plugin, "proxy_on_vm_start", ROOT, f, (ROOT as i32, size))
@@ -392,7 +404,7 @@ impl Vm {
                 });
             }
         }
-        if let Some(f) = inner.cb.on_configure.clone() {
+        if let Some(f) = &cb.on_configure {
             let size = info.configuration.len() as i32;
             if inner
                 .invoke(&plugin, "proxy_on_configure", ROOT, f, (ROOT as i32, size))
@@ -504,7 +516,8 @@ impl Vm {
         if self.broken.get() {
             return;
         }
-        if let Some(f) = inner.cb.on_tick.clone() {
+        let cb = inner.cb.clone();
+        if let Some(f) = &cb.on_tick {
             let r = inner
                 .invoke(&self.plugin, "proxy_on_tick", ROOT, f, ROOT as i32)
                 .await;
@@ -517,7 +530,8 @@ impl Vm {
         if self.broken.get() {
             return;
         }
-        if let Some(f) = inner.cb.on_queue_ready.clone() {
+        let cb = inner.cb.clone();
+        if let Some(f) = &cb.on_queue_ready {
             let r = inner
                 .invoke(
                     &self.plugin,
@@ -555,7 +569,8 @@ impl Vm {
             answer.trailers.len() as i32,
         );
         st.http_call_response = Some(answer);
-        if let Some(f) = inner.cb.on_http_call_response.clone() {
+        let cb = inner.cb.clone();
+        if let Some(f) = &cb.on_http_call_response {
             let r = inner
                 .invoke(&self.plugin, "proxy_on_http_call_response", owner, f, args)
                 .await;
@@ -595,7 +610,8 @@ impl Vm {
                 signal: signal.clone(),
             },
         );
-        let f = inner.cb.on_context_create.clone();
+        let cb = inner.cb.clone();
+        let f = &cb.on_context_create;
         match inner
             .invoke(
                 &self.plugin,
@@ -662,7 +678,7 @@ impl Vm {
             }
         }
         handle.signal.take(u32::MAX);
-        let cb = &inner.cb;
+        let cb = inner.cb.clone();
         let name = phase.callback();
         let result: Result<i32, VmError> = match phase {
             Phase::RequestHeaders { .. } | Phase::ResponseHeaders { .. } => {
@@ -671,7 +687,7 @@ impl Vm {
                 } else {
                     &cb.on_response_headers
                 };
-                match f.clone() {
+                match f {
                     Some(HeadersFn::V2(f)) => {
                         inner
                             .invoke(&self.plugin, name, ctx, f, (ctx as i32, n, eos))
@@ -687,9 +703,9 @@ impl Vm {
             }
             Phase::RequestBody { .. } | Phase::ResponseBody { .. } => {
                 let f = if phase.is_request() {
-                    cb.on_request_body.clone()
+                    &cb.on_request_body
                 } else {
-                    cb.on_response_body.clone()
+                    &cb.on_response_body
                 };
                 match f {
                     Some(f) => {
@@ -702,9 +718,9 @@ impl Vm {
             }
             Phase::RequestTrailers | Phase::ResponseTrailers => {
                 let f = if phase.is_request() {
-                    cb.on_request_trailers.clone()
+                    &cb.on_request_trailers
                 } else {
-                    cb.on_response_trailers.clone()
+                    &cb.on_response_trailers
                 };
                 match f {
                     Some(f) => {
@@ -794,11 +810,8 @@ impl Vm {
             slot.data = Some(d);
         }
         if !self.broken.get() {
-            let cb = (
-                inner.cb.on_done.clone(),
-                inner.cb.on_log.clone(),
-                inner.cb.on_delete.clone(),
-            );
+            let callbacks = inner.cb.clone();
+            let cb = (&callbacks.on_done, &callbacks.on_log, &callbacks.on_delete);
             if let Some(f) = cb.0 {
                 let r = inner
                     .invoke(&self.plugin, "proxy_on_done", ctx, f, ctx as i32)
@@ -837,7 +850,7 @@ impl VmInner {
         plugin: &Plugin,
         callback: &'static str,
         ctx: u32,
-        f: TypedFunc<P, R>,
+        f: &TypedFunc<P, R>,
         params: P,
     ) -> Result<R, VmError>
     where

@@ -613,6 +613,7 @@ fn compiled_code_is_cached_on_disk_and_reused_after_a_restart() {
     let dir = weft_tests::weft::TempDir::new("compiled-cache");
     let options = || weft_wasm_host::RuntimeOptions {
         cache_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
     };
     let first = weft_wasm_host::Runtime::new(options()).unwrap();
     let m = first.load("probe", &probe()).unwrap();

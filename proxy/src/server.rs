@@ -36,6 +36,7 @@ pub fn validate(path: &Path, options: &RunOptions) -> anyhow::Result<()> {
     let config = load_config(path)?;
     let runtime = Runtime::new(RuntimeOptions {
         cache_dir: options.cache_dir.clone(),
+        ..Default::default()
     })?;
     let loader = Loader {
         runtime,
@@ -76,7 +77,10 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
         .cache_dir
         .clone()
         .or_else(|| config.cache_dir.clone());
-    let runtime = Runtime::new(RuntimeOptions { cache_dir })?;
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir,
+        ..Default::default()
+    })?;
     let loader = Loader {
         runtime: runtime.clone(),
         metrics: Arc::new(MetricsBook::default()),

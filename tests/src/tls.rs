@@ -17,6 +17,8 @@ use std::sync::Arc;
 /// A CA, a server certificate for `localhost`/127.0.0.1 and a client
 /// certificate with a SPIFFE URI SAN, written as PEM files.
 pub struct Pki {
+    ca_params: CertificateParams,
+    ca_key: KeyPair,
     pub dir: TempDir,
     pub ca: PathBuf,
     pub server_cert: PathBuf,
@@ -58,6 +60,8 @@ impl Pki {
         let client = cp.signed_by(&client_key, &issuer).expect("client cert");
 
         Pki {
+            ca_params,
+            ca_key,
             ca: dir.write("ca.pem", ca.pem()),
             server_cert: dir.write("server.pem", server.pem()),
             server_key: dir.write("server.key", server_key.serialize_pem()),
@@ -66,6 +70,20 @@ impl Pki {
             client_spiffe: spiffe,
             dir,
         }
+    }
+
+    /// Issues another server certificate for `names`; returns (cert, key) paths.
+    pub fn issue_server_cert(&self, tag: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("params");
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = p.signed_by(&key, &issuer).expect("cert");
+        (
+            self.dir.write(&format!("{tag}.pem"), cert.pem()),
+            self.dir.write(&format!("{tag}.key"), key.serialize_pem()),
+        )
     }
 
     fn client_config(&self, with_client_cert: bool) -> rustls::ClientConfig {
@@ -105,6 +123,19 @@ impl Pki {
         headers: &[(&str, &str)],
         client_cert: bool,
     ) -> Result<Reply, String> {
+        self.get_as("localhost", port, path, headers, client_cert)
+    }
+
+    /// GET over TLS to `127.0.0.1:port`, asking for (and verifying) `server_name`.
+    pub fn get_as(
+        &self,
+        server_name: &str,
+        port: u16,
+        path: &str,
+        headers: &[(&str, &str)],
+        client_cert: bool,
+    ) -> Result<Reply, String> {
+        let server_name = server_name.to_owned();
         let config = Arc::new(self.client_config(client_cert));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -112,7 +143,7 @@ impl Pki {
             .expect("rt");
         let mut builder = http::Request::builder()
             .uri(path)
-            .header("host", format!("localhost:{port}"));
+            .header("host", format!("{server_name}:{port}"));
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
@@ -124,7 +155,7 @@ impl Pki {
                 .await
                 .map_err(|e| e.to_string())?;
             let connector = tokio_rustls::TlsConnector::from(config);
-            let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+            let name = ServerName::try_from(server_name.clone()).map_err(|e| e.to_string())?;
             let tls = connector
                 .connect(name, tcp)
                 .await
@@ -137,7 +168,7 @@ impl Pki {
                     .map_err(|e| format!("h2: {e}"))?;
                 tokio::spawn(conn);
                 let (mut parts, body) = req.into_parts();
-                parts.uri = format!("https://localhost:{port}{path}")
+                parts.uri = format!("https://{server_name}:{port}{path}")
                     .parse()
                     .map_err(|e| format!("{e}"))?;
                 parts.headers.remove("host");

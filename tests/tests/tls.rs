@@ -94,3 +94,50 @@ fn an_unreadable_certificate_is_a_clear_startup_error() {
         "{err}"
     );
 }
+
+#[test]
+fn certificates_are_chosen_by_sni() {
+    let pki = Pki::new();
+    let (other_cert, other_key) = pki.issue_server_cert("other", &["other.test"]);
+    let up = echo("up");
+    let port = free_port();
+    let config = format!(
+        r#"
+admin: {{ address: "{{admin}}" }}
+workers: 1
+listeners:
+  - name: secure
+    address: 127.0.0.1:{port}
+    default_cluster: up
+    tls:
+      certificates:
+        - {{ cert: "{}", key: "{}", server_names: [localhost] }}
+        - {{ cert: "{}", key: "{}", server_names: [other.test] }}
+clusters:
+  - {{ name: up, endpoints: ["{}"] }}
+"#,
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        other_cert.display(),
+        other_key.display(),
+        up.addr
+    );
+    let _weft = Weft::start(&config);
+    // Each name verifies only against its own certificate.
+    assert_eq!(
+        pki.get_as("localhost", port, "/", &[], false)
+            .expect("localhost")
+            .status,
+        200
+    );
+    assert_eq!(
+        pki.get_as("other.test", port, "/", &[], false)
+            .expect("other.test")
+            .status,
+        200
+    );
+    let err = pki
+        .get_as("unknown.test", port, "/", &[], false)
+        .expect_err("no certificate for that name");
+    assert!(err.contains("TLS"), "{err}");
+}

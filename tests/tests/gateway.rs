@@ -405,3 +405,35 @@ fn large_bodies_stream_through() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), body.len());
 }
+
+#[test]
+fn editing_the_file_reloads_without_a_signal() {
+    let s = setup(&probe_plugin("before"), "default_cluster: a");
+    let url = format!("{}/", s.base);
+    assert_eq!(get(&url, &[]).header("x-seen-x-probe-seen"), Some("before"));
+    let text = std::fs::read_to_string(&s.weft.config).unwrap();
+    // mtime granularity: make sure the change is visible as a new mtime.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(
+        &s.weft.config,
+        text.replace("greeting: before", "greeting: after"),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = None;
+    while std::time::Instant::now() < deadline {
+        seen = get(&url, &[])
+            .header("x-seen-x-probe-seen")
+            .map(str::to_owned);
+        if seen.as_deref() == Some("after") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(seen.as_deref(), Some("after"));
+    let metrics = get(&s.weft.admin_url("/metrics"), &[]).text();
+    assert!(
+        metrics.contains("weft_config_reloads_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+}

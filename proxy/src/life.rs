@@ -364,7 +364,19 @@ async fn forward(
     // Request body: straight through when no filter runs, collected when
     // it may be replayed, else pumped through the filters while the
     // upstream request is in flight.
-    let replay = policy.attempts > 1;
+    // A body is kept for replay only when its length is known and small;
+    // otherwise the request streams and gets one attempt, as in Envoy.
+    let declared_len = chain
+        .data()
+        .request_headers
+        .map
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let replay = policy.attempts > 1 && declared_len.is_some_and(|n| n <= REPLAY_LIMIT);
+    if policy.attempts > 1 && !replay && !request_eos {
+        tracing::debug!("request body too large or of unknown length to replay: no retries");
+    }
     let response = if !request_eos && !replay && chain.is_empty_chain() {
         let body: UpstreamBody = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
         let req = match upstream_request(chain.data(), body) {
@@ -526,7 +538,7 @@ async fn collect_body(
     limit: usize,
 ) -> Result<Bytes, LocalReply> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let pump = pump_request_body(chain, body, tx, limit.max(REPLAY_LIMIT));
+    let pump = pump_request_body(chain, body, tx, limit);
     let collect = async {
         let mut out = BytesMut::new();
         while let Some(frame) = rx.recv().await {

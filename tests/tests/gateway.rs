@@ -437,3 +437,41 @@ fn editing_the_file_reloads_without_a_signal() {
         "{metrics}"
     );
 }
+
+#[test]
+fn only_small_bodies_of_known_length_are_replayed() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = calls.clone();
+    let failing = upstream::serve(move |_| {
+        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        http::Response::builder()
+            .status(503)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    });
+    let port = free_port();
+    let config = format!(
+        "admin: {{ address: \"{{admin}}\" }}\nworkers: 1\nlisteners:\n  - {{ name: public, address: \"127.0.0.1:{port}\" }}\nclusters:\n  - {{ name: failing, endpoints: [\"{}\"] }}\nplugins:\n  - {{ name: probe, url: \"file://{}\" }}\n",
+        failing.addr,
+        probe_path()
+    );
+    let _weft = Weft::start(&config);
+    let base = format!("http://127.0.0.1:{port}/");
+    let retry = [
+        ("x-probe-cluster", "failing"),
+        ("x-probe-retry-attempts", "3"),
+        ("x-probe-retry-on", "5xx"),
+    ];
+    assert_eq!(post(&base, &retry, vec![b'x'; 1000]).status, 503);
+    assert_eq!(
+        calls.swap(0, std::sync::atomic::Ordering::SeqCst),
+        3,
+        "a small body is replayed"
+    );
+    assert_eq!(post(&base, &retry, vec![b'x'; 200 * 1024]).status, 503);
+    assert_eq!(
+        calls.swap(0, std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a large body gets one attempt"
+    );
+}

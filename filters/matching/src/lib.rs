@@ -236,15 +236,49 @@ impl Matcher {
         true
     }
 
-    /// For precedence: (exact path?, prefix length, header matches, query matches).
-    pub fn specificity(&self) -> (bool, usize, usize, usize) {
-        let (exact, len) = match &self.path {
+    /// How specific this match is, for Gateway API precedence: a greater
+    /// [`Specificity`] wins.
+    pub fn specificity(&self) -> Specificity {
+        let (exact_path, path_len) = match &self.path {
             Some(PathRule::Exact(e)) => (true, e.len()),
             Some(PathRule::Prefix(p)) => (false, p.len()),
             _ => (false, 0),
         };
-        (exact, len, self.headers.len(), self.query.len())
+        Specificity {
+            exact_path,
+            path_len,
+            method: self.method.is_some(),
+            headers: self.headers.len(),
+            query_params: self.query.len(),
+        }
     }
+
+    /// The path prefix this match tests, without its trailing `/` (so
+    /// `PathPrefix /` is `""`); a match without a path is Gateway API's
+    /// default `PathPrefix /`. `None` for `Exact` and `RegularExpression`
+    /// paths.
+    pub fn path_prefix(&self) -> Option<&str> {
+        match &self.path {
+            None => Some(""),
+            Some(PathRule::Prefix(p)) => Some(p),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Gateway API match precedence, most significant first: an `Exact` path
+/// beats a `PathPrefix`; a longer path (prefix length without its trailing
+/// `/`) beats a shorter; a method match beats none; more header matches
+/// beat fewer; more query-parameter matches beat fewer. The derived order
+/// compares the fields in that order, so the greater value wins.
+/// `RegularExpression` paths rank like `PathPrefix /` (length 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Specificity {
+    pub exact_path: bool,
+    pub path_len: usize,
+    pub method: bool,
+    pub headers: usize,
+    pub query_params: usize,
 }
 
 /// Gateway API path-prefix semantics: whole path segments only.
@@ -366,6 +400,44 @@ mod tests {
         let q = m("query=v:[0-9]+").unwrap();
         assert!(q.matches(&R("GET", "/?a=b&v=12", vec![])));
         assert!(!q.matches(&R("GET", "/?v=x", vec![])));
+    }
+
+    #[test]
+    fn specificity_orders_by_gateway_api_precedence() {
+        let s = |spec: &str| m(spec).unwrap().specificity();
+        // Exact beats any prefix, even a longer one.
+        assert!(s("exact=/a") > s("prefix=/abcdef/ghi"));
+        // Longer prefix beats shorter; the trailing slash does not count.
+        assert!(s("prefix=/api/v1") > s("prefix=/api"));
+        assert_eq!(s("prefix=/api/"), s("prefix=/api"));
+        // Then a method, then more headers, then more query params.
+        assert!(s("prefix=/a;method=GET") > s("prefix=/a;header=x:1;header=y:2"));
+        assert!(s("prefix=/a;header=x:1;header=y:2") > s("prefix=/a;header=x:1;query=q:1"));
+        assert!(s("prefix=/a;query=q:1") > s("prefix=/a"));
+        // A longer prefix still beats a method match.
+        assert!(s("prefix=/ab") > s("prefix=/a;method=GET"));
+        // No path and a regex rank like `PathPrefix /`.
+        assert_eq!(s(""), s("prefix=/"));
+        assert_eq!(s("regex=/x.*"), s("prefix=/"));
+        assert_eq!(
+            s("exact=/ab;method=POST;header=h:v"),
+            Specificity {
+                exact_path: true,
+                path_len: 3,
+                method: true,
+                headers: 1,
+                query_params: 0
+            }
+        );
+    }
+
+    #[test]
+    fn path_prefix_of_a_match() {
+        assert_eq!(m("prefix=/api/").unwrap().path_prefix(), Some("/api"));
+        assert_eq!(m("prefix=/").unwrap().path_prefix(), Some(""));
+        assert_eq!(m("method=GET").unwrap().path_prefix(), Some(""));
+        assert_eq!(m("exact=/api").unwrap().path_prefix(), None);
+        assert_eq!(m("regex=/a.*").unwrap().path_prefix(), None);
     }
 
     #[test]

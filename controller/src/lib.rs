@@ -1,0 +1,1 @@
+//! weft-controller: WasmPlugin selection and streaming. Work in progress.

@@ -1,0 +1,1 @@
+//! `authz`: JWT authentication (Istio RequestAuthentication) and authorization policies (Istio AuthorizationPolicy). Work in progress.

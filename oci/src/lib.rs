@@ -1,0 +1,1 @@
+//! weft-oci: Wasm filters as OCI artifacts. Work in progress.

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# The standalone gateway demo: builds weft and the header-rewrite filter,
-# starts a demo upstream on 127.0.0.1:9000 and weft on 127.0.0.1:8080
-# (admin on 127.0.0.1:9901). Ctrl-C stops both.
+# The standalone gateway demo: builds weft and the built-in filters, starts
+# demo upstreams on 127.0.0.1:9000 (v1), :9001 (v2) and :9002 (shadow) and
+# weft on 127.0.0.1:8080 (admin on 127.0.0.1:9901). Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
 cargo build -p weft-proxy --bin weft
-cargo build --target wasm32-wasip1 --profile wasm -p weft-filter-header-rewrite --target-dir target/wasm
+bash scripts/build-filters.sh
 
-python3 examples/gateway/upstream.py 127.0.0.1:9000 &
-upstream=$!
-trap 'kill $upstream 2>/dev/null || true' EXIT
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+python3 examples/gateway/upstream.py 127.0.0.1:9000 v1 & pids+=($!)
+python3 examples/gateway/upstream.py 127.0.0.1:9001 v2 & pids+=($!)
+python3 examples/gateway/upstream.py 127.0.0.1:9002 shadow & pids+=($!)
 
 cat >&2 <<'MSG'
 
 weft is starting on http://127.0.0.1:8080 (admin: http://127.0.0.1:9901). Try:
-  curl -i http://127.0.0.1:8080/hello                 # x-gateway/x-client added upstream, x-request-id back
-  curl -i http://127.0.0.1:8080/api/items             # the /api rule adds x-api: true
+  curl -i http://127.0.0.1:8080/hello                      # router → v1; header-rewrite adds x-gateway/x-client, x-route back
+  for i in $(seq 20); do curl -s -o /dev/null -D - http://127.0.0.1:8080/api/items | grep x-upstream; done
+                                                           # canary: ~90% v1, ~10% v2 (each /api request is mirrored to shadow)
+  curl -i -H 'x-version: v2' http://127.0.0.1:8080/hello   # header match → v2
+  curl -i http://127.0.0.1:8080/old                        # 301 to /hello
+  curl -s http://127.0.0.1:8080/legacy/users               # upstream sees /v1/users
+  curl -i http://127.0.0.1:8080/gateway/healthz            # direct response from the router
+  curl -i -H 'x-chaos: delay' http://127.0.0.1:8080/hello  # fault: 1 s delay
+  curl -i -H 'x-chaos: abort' http://127.0.0.1:8080/hello  # fault: 503
   curl -s http://127.0.0.1:9901/metrics | grep weft_  # Prometheus metrics
   curl -s http://127.0.0.1:9901/plugins               # loaded plugins and their digests
 Edit examples/gateway/weft.yaml while it runs: weft reloads it (a bad edit is refused and logged).

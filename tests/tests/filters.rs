@@ -107,9 +107,21 @@ fn the_demo_gateway_config_is_valid() {
     let text =
         std::fs::read_to_string(weft_tests::workspace_root().join("examples/gateway/weft.yaml"))
             .unwrap();
-    let text = text.replace(
-        "file://../../target/wasm/wasm32-wasip1/wasm/weft_filter_header_rewrite.wasm",
-        &format!("file://{}", header_rewrite()),
+    // Every filter the demo loads, built where the test build puts them.
+    let mut text = text;
+    for name in ["header-rewrite", "router", "fault", "mirror"] {
+        let package = format!("weft-filter-{name}");
+        text = text.replace(
+            &format!(
+                "file://../../target/wasm/wasm32-wasip1/wasm/{}.wasm",
+                package.replace('-', "_")
+            ),
+            &format!("file://{}", weft_tests::build_filter(&package).display()),
+        );
+    }
+    assert!(
+        !text.contains("file://../"),
+        "the demo loads a filter this test does not build"
     );
     let path = dir.write("weft.yaml", text);
     let (code, out, err) = weft_cmd(&["validate", "--config", path.to_str().unwrap()]);

@@ -40,15 +40,29 @@ pub struct AccessRecord {
 }
 
 impl AccessRecord {
-    pub fn start(data: &HttpStream, started: Instant) -> Self {
+    /// Starts the record of a request. The request's own text (id, method,
+    /// authority, path) is copied only when an access log will print it
+    /// (`detailed`); metrics need none of it.
+    pub fn start(data: &HttpStream, started: Instant, detailed: bool) -> Self {
         let h = &data.request_headers;
+        let text = |name: &str| {
+            if detailed {
+                h.pseudo_str(name).unwrap_or("").to_owned()
+            } else {
+                String::new()
+            }
+        };
         AccessRecord {
             started,
-            time: SystemTime::now(),
-            request_id: data.request_id.clone(),
-            method: h.pseudo_str(":method").unwrap_or("").to_owned(),
-            authority: h.pseudo_str(":authority").unwrap_or("").to_owned(),
-            path: h.pseudo_str(":path").unwrap_or("").to_owned(),
+            time: data.start_time.unwrap_or_else(SystemTime::now),
+            request_id: if detailed {
+                data.request_id.clone()
+            } else {
+                String::new()
+            },
+            method: text(":method"),
+            authority: text(":authority"),
+            path: text(":path"),
             protocol: data.protocol,
             status: 0,
             bytes_sent: 0,

@@ -87,12 +87,12 @@ pub async fn serve(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     listener.metrics.requests_active_inc();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let mut data = Box::new(HttpStream::default());
     let tls = conn.tls.is_some();
-    fill_request(&mut data, &parts, conn, tls);
+    fill_request(&mut data, &mut parts, conn, tls);
     let request_eos = body.is_end_stream();
-    let mut record = AccessRecord::start(&data, started);
+    let record = AccessRecord::start(&data, started, listener.access.enabled());
 
     let mut chain = worker.chain_for(&listener.name).start(data).await;
     let result = match chain.request_headers(request_eos).await {
@@ -106,18 +106,18 @@ pub async fn serve(
     };
     let response = match result {
         Err(reply) => local_response(reply, chain, record, &listener).await,
-        Ok(()) => forward(&worker, &listener, chain, body, request_eos, &mut record).await,
+        Ok(()) => forward(&worker, &listener, chain, body, request_eos, record).await,
     };
     Ok(response)
 }
 
 fn fill_request(
     data: &mut HttpStream,
-    parts: &http::request::Parts,
+    parts: &mut http::request::Parts,
     conn: Arc<ConnectionInfo>,
     tls: bool,
 ) {
-    let mut headers = parts.headers.clone();
+    let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers);
     let authority = parts
         .uri
@@ -291,16 +291,25 @@ impl Policy {
     }
 }
 
+/// The upstream request for the stream's request headers. `take` moves the
+/// header map out instead of copying it: only when no filter will look at
+/// the request headers again and no retry will need them.
 fn upstream_request(
-    data: &HttpStream,
+    data: &mut HttpStream,
     body: UpstreamBody,
+    take: bool,
 ) -> Result<Request<UpstreamBody>, LocalReply> {
-    let req = &data.request_headers;
+    let req = &mut data.request_headers;
+    let map = if take {
+        std::mem::take(&mut req.map)
+    } else {
+        req.map.clone()
+    };
     let method = req.pseudo_str(":method").unwrap_or("GET");
     let path = req.pseudo_str(":path").unwrap_or("/");
     let mut builder = Request::builder().method(method).uri(path);
     if let Some(h) = builder.headers_mut() {
-        *h = req.map.clone();
+        *h = map;
         if let Some(authority) = req
             .pseudo(":authority")
             .and_then(|a| HeaderValue::from_bytes(a).ok())
@@ -325,7 +334,7 @@ async fn forward(
     mut chain: ChainStream,
     body: Incoming,
     request_eos: bool,
-    record: &mut AccessRecord,
+    mut record: AccessRecord,
 ) -> Response<ProxyBody> {
     let cluster_name = chain
         .data()
@@ -340,7 +349,7 @@ async fn forward(
         return local_response(
             LocalReply::text(404, "no_route", "no route\n"),
             chain,
-            record.clone(),
+            record,
             listener,
         )
         .await;
@@ -352,7 +361,7 @@ async fn forward(
             "unknown_cluster",
             format!("unknown cluster {cluster_name}\n"),
         );
-        return local_response(reply, chain, record.clone(), listener).await;
+        return local_response(reply, chain, record, listener).await;
     };
     let policy = Policy::from(chain.data());
     let hash_key = cluster
@@ -379,10 +388,10 @@ async fn forward(
     }
     let response = if !request_eos && !replay && chain.is_empty_chain() {
         let body: UpstreamBody = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
-        let req = match upstream_request(chain.data(), body) {
+        let req = match upstream_request(chain.data_mut(), body, true) {
             Ok(r) => r,
             Err(reply) => {
-                return local_response(reply, chain, record.clone(), listener).await;
+                return local_response(reply, chain, record, listener).await;
             }
         };
         attempt(
@@ -399,7 +408,7 @@ async fn forward(
             match collect_body(&mut chain, body, limit).await {
                 Ok(b) => b,
                 Err(reply) => {
-                    return local_response(reply, chain, record.clone(), listener).await;
+                    return local_response(reply, chain, record, listener).await;
                 }
             }
         };
@@ -415,17 +424,17 @@ async fn forward(
     } else {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(8);
         let body_stream = StreamBody::new(tokio_stream_from(rx));
-        let req = match upstream_request(chain.data(), body_stream.boxed_unsync()) {
+        let req = match upstream_request(chain.data_mut(), body_stream.boxed_unsync(), false) {
             Ok(r) => r,
             Err(reply) => {
-                return local_response(reply, chain, record.clone(), listener).await;
+                return local_response(reply, chain, record, listener).await;
             }
         };
         let send = attempt(cluster, req, hash_key.as_deref(), policy.timeout);
         let pump = pump_request_body(&mut chain, body, tx, limit);
         let (resp, pumped) = futures_util::future::join(send, pump).await;
         if let Err(reply) = pumped {
-            return local_response(reply, chain, record.clone(), listener).await;
+            return local_response(reply, chain, record, listener).await;
         }
         resp
     };
@@ -434,19 +443,12 @@ async fn forward(
         Ok(r) => r,
         Err(failure) => {
             record.flags.upstream_failure = true;
-            return local_response(failure, chain, record.clone(), listener).await;
+            return local_response(failure, chain, record, listener).await;
         }
     };
     record.upstream = Some(upstream.endpoint);
     chain.data_mut().upstream_address = Some(upstream.endpoint);
-    respond(
-        chain,
-        upstream.response,
-        record.clone(),
-        listener.clone(),
-        limit,
-    )
-    .await
+    respond(chain, upstream.response, record, listener.clone(), limit).await
 }
 
 /// Minimal stream adapter over an mpsc receiver.
@@ -593,7 +595,8 @@ async fn send_with_retries(
         let b: UpstreamBody = Full::new(body.clone())
             .map_err(|never: Infallible| match never {})
             .boxed_unsync();
-        let req = upstream_request(chain.data(), b)?;
+        let last_use = chain.is_empty_chain() && n + 1 == policy.attempts;
+        let req = upstream_request(chain.data_mut(), b, last_use)?;
         match attempt_raw(cluster, req, hash_key, per_try).await {
             Ok(resp) => {
                 let status = resp.response.status().as_u16();
@@ -722,94 +725,224 @@ async fn respond(
         }
         parts.headers = std::mem::take(&mut data.response_headers.map);
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(8);
-    tokio::task::spawn_local(pump_response(chain, body, tx, record, listener, limit));
-    Response::from_parts(parts, boxed(StreamBody::new(tokio_stream_from(rx))))
+    let pump = Pump {
+        chain,
+        eos_pending: body.is_end_stream(),
+        body,
+        record,
+        listener,
+        limit,
+        sent: 0,
+        ended: false,
+        queued: None,
+    };
+    Response::from_parts(parts, boxed(FilteredBody::new(pump)))
 }
 
-async fn pump_response(
-    mut chain: ChainStream,
-    mut body: Incoming,
-    tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
-    mut record: AccessRecord,
+/// One frame of the filtered response body, or `None` (with the pump
+/// finished) at its end.
+type Step = (Option<Box<Pump>>, Option<Result<Frame<Bytes>, BoxError>>);
+
+/// The response body after its headers, run through the filters frame by
+/// frame as hyper asks for it: no task and no channel, so a frame the
+/// filters pass at once leaves in the same write as the headers.
+struct Pump {
+    chain: ChainStream,
+    body: Incoming,
+    record: AccessRecord,
     listener: Rc<ListenerCtx>,
     limit: usize,
-) {
-    let mut sent = 0u64;
-    let mut ended = body.is_end_stream();
-    if ended
-        && let BodyFlow::Forward(b) = chain.response_body(Bytes::new(), true, limit).await
-        && !b.is_empty()
-    {
-        sent += b.len() as u64;
-        let _ = tx.send(Ok(Frame::data(b))).await;
-    }
-    while !ended {
-        match body.frame().await {
-            None => {
-                ended = true;
-                if let BodyFlow::Forward(b) = chain.response_body(Bytes::new(), true, limit).await
-                    && !b.is_empty()
-                {
-                    sent += b.len() as u64;
-                    let _ = tx.send(Ok(Frame::data(b))).await;
+    sent: u64,
+    /// The upstream body ended with its headers: the filters still get
+    /// their end-of-stream call.
+    eos_pending: bool,
+    /// The upstream body is fully read.
+    ended: bool,
+    /// A frame to hand out before anything else (trailers after the last
+    /// buffered data).
+    queued: Option<Frame<Bytes>>,
+}
+
+impl Pump {
+    async fn next(mut self: Box<Self>) -> Step {
+        loop {
+            if let Some(f) = self.queued.take() {
+                return (Some(self), Some(Ok(f)));
+            }
+            if self.eos_pending {
+                self.eos_pending = false;
+                self.ended = true;
+                if let Some(f) = self.last_chunk().await {
+                    return (Some(self), Some(Ok(f)));
                 }
+                continue;
             }
-            Some(Err(e)) => {
-                record.flags.upstream_failure = true;
-                let _ = tx.send(Err(Box::new(e))).await;
-                break;
+            if self.ended {
+                self.finish().await;
+                return (None, None);
             }
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(d) => {
-                    let eos = body.is_end_stream();
-                    ended = eos;
-                    match chain.response_body(d, eos, limit).await {
-                        BodyFlow::Forward(b) => {
-                            sent += b.len() as u64;
-                            if !b.is_empty() && tx.send(Ok(Frame::data(b))).await.is_err() {
-                                break;
+            match self.body.frame().await {
+                None => {
+                    self.ended = true;
+                    if let Some(f) = self.last_chunk().await {
+                        return (Some(self), Some(Ok(f)));
+                    }
+                }
+                Some(Err(e)) => {
+                    self.record.flags.upstream_failure = true;
+                    self.ended = true;
+                    return (Some(self), Some(Err(Box::new(e))));
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(d) => {
+                        let eos = self.body.is_end_stream();
+                        self.ended = eos;
+                        match self.chain.response_body(d, eos, self.limit).await {
+                            BodyFlow::Forward(b) if !b.is_empty() => {
+                                self.sent += b.len() as u64;
+                                return (Some(self), Some(Ok(Frame::data(b))));
+                            }
+                            BodyFlow::Forward(_) | BodyFlow::Hold => {}
+                            BodyFlow::LocalReply(_) | BodyFlow::Reset => {
+                                // Headers are already downstream: all we can do is reset.
+                                self.record.flags.local_reply = true;
+                                self.ended = true;
+                                return (
+                                    Some(self),
+                                    Some(Err("response body rejected by a filter".into())),
+                                );
                             }
                         }
-                        BodyFlow::Hold => {}
-                        BodyFlow::LocalReply(_) | BodyFlow::Reset => {
-                            // Headers are already downstream: all we can do is reset.
-                            record.flags.local_reply = true;
-                            let _ = tx
-                                .send(Err("response body rejected by a filter".into()))
-                                .await;
-                            break;
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            self.ended = true;
+                            let last = self.last_chunk().await;
+                            self.chain.data_mut().response_trailers = HeaderBlock::new(trailers);
+                            let _ = self.chain.response_trailers().await;
+                            let t =
+                                std::mem::take(&mut self.chain.data_mut().response_trailers.map);
+                            match last {
+                                Some(f) => {
+                                    self.queued = Some(Frame::trailers(t));
+                                    return (Some(self), Some(Ok(f)));
+                                }
+                                None => return (Some(self), Some(Ok(Frame::trailers(t)))),
+                            }
                         }
                     }
-                }
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        if let BodyFlow::Forward(b) =
-                            chain.response_body(Bytes::new(), true, limit).await
-                            && !b.is_empty()
-                        {
-                            sent += b.len() as u64;
-                            let _ = tx.send(Ok(Frame::data(b))).await;
-                        }
-                        chain.data_mut().response_trailers = HeaderBlock::new(trailers);
-                        let _ = chain.response_trailers().await;
-                        let t = std::mem::take(&mut chain.data_mut().response_trailers.map);
-                        let _ = tx.send(Ok(Frame::trailers(t))).await;
-                        ended = true;
-                    }
-                }
-            },
+                },
+            }
         }
     }
-    drop(tx);
-    chain.data_mut().response_size = sent;
-    record.bytes_sent = sent;
-    let data = chain.finish().await;
-    if let Some(d) = data {
-        record.route = d
-            .property_str(weft_props::ROUTE_NAME)
-            .map(str::to_owned)
-            .or(record.route);
+
+    /// The filters' end-of-stream call on the response body; what they
+    /// release (a buffered body) goes out.
+    async fn last_chunk(&mut self) -> Option<Frame<Bytes>> {
+        match self
+            .chain
+            .response_body(Bytes::new(), true, self.limit)
+            .await
+        {
+            BodyFlow::Forward(b) if !b.is_empty() => {
+                self.sent += b.len() as u64;
+                Some(Frame::data(b))
+            }
+            _ => None,
+        }
     }
-    listener.finish(&record);
+
+    /// Ends the stream on every filter, then metrics and the access log.
+    async fn finish(mut self: Box<Self>) {
+        self.chain.data_mut().response_size = self.sent;
+        self.record.bytes_sent = self.sent;
+        let Pump {
+            chain,
+            mut record,
+            listener,
+            ..
+        } = *self;
+        if let Some(d) = chain.finish().await {
+            record.route = d
+                .property_str(weft_props::ROUTE_NAME)
+                .map(str::to_owned)
+                .or(record.route);
+        }
+        listener.finish(&record);
+    }
+}
+
+enum PumpState {
+    Idle(Box<Pump>),
+    Running(std::pin::Pin<Box<dyn std::future::Future<Output = Step>>>),
+    Done,
+}
+
+/// The downstream body of a filtered response (see [`Pump`]).
+struct FilteredBody {
+    state: PumpState,
+}
+
+impl FilteredBody {
+    fn new(pump: Pump) -> Self {
+        FilteredBody {
+            state: PumpState::Idle(Box::new(pump)),
+        }
+    }
+}
+
+impl Body for FilteredBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            match std::mem::replace(&mut this.state, PumpState::Done) {
+                PumpState::Idle(pump) => this.state = PumpState::Running(Box::pin(pump.next())),
+                PumpState::Running(mut step) => match step.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.state = PumpState::Running(step);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready((Some(pump), item)) => {
+                        this.state = PumpState::Idle(pump);
+                        if item.is_some() {
+                            return Poll::Ready(item);
+                        }
+                    }
+                    Poll::Ready((None, _)) => return Poll::Ready(None),
+                },
+                PumpState::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, PumpState::Done)
+    }
+}
+
+impl Drop for FilteredBody {
+    fn drop(&mut self) {
+        // The client went away, or hyper stopped after an error frame: the
+        // stream still ends on every filter and is counted and logged.
+        match std::mem::replace(&mut self.state, PumpState::Done) {
+            PumpState::Idle(pump) => {
+                tokio::task::spawn_local(pump.finish());
+            }
+            PumpState::Running(step) => {
+                tokio::task::spawn_local(async move {
+                    if let (Some(pump), _) = step.await {
+                        pump.finish().await;
+                    }
+                });
+            }
+            PumpState::Done => {}
+        }
+    }
 }

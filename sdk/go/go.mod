@@ -1,0 +1,3 @@
+module weft.dev/sdk/go
+
+go 1.24

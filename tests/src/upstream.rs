@@ -18,6 +18,9 @@ pub struct Seen {
     pub uri: String,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    pub version: http::Version,
+    /// Over TLS: whether the client presented a certificate.
+    pub client_cert: bool,
 }
 
 /// A handle on a running test server.
@@ -75,6 +78,62 @@ pub fn echo(name: &'static str) -> Server {
 }
 
 pub fn serve_on(addr: SocketAddr, handler: Handler) -> Server {
+    spawn_server(addr, handler, None)
+}
+
+/// An HTTPS server (HTTP/1.1 and h2 by ALPN) with the given certificate;
+/// with `client_ca`, client certificates are verified against it (and
+/// required when `require_client_cert`).
+pub fn serve_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: Option<(&std::path::Path, bool)>,
+    handler: impl Fn(&Seen) -> Response<Full<Bytes>> + Send + Sync + 'static,
+) -> Server {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
+        .expect("server cert")
+        .flatten()
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).expect("server key");
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some((ca, required)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).expect("ca").flatten() {
+                roots.add(c).expect("root");
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
+            let v = if required {
+                v.build()
+            } else {
+                v.allow_unauthenticated().build()
+            };
+            builder.with_client_cert_verifier(v.expect("verifier"))
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).expect("server config");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    spawn_server(
+        "127.0.0.1:0".parse().expect("addr"),
+        Arc::new(handler),
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+    )
+}
+
+fn spawn_server(
+    addr: SocketAddr,
+    handler: Handler,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Server {
     let std_listener = std::net::TcpListener::bind(addr).expect("bind test upstream");
     std_listener.set_nonblocking(true).expect("nonblocking");
     let addr = std_listener.local_addr().expect("local addr");
@@ -97,8 +156,9 @@ pub fn serve_on(addr: SocketAddr, handler: Handler) -> Server {
                         let Ok((stream, _)) = accepted else { continue };
                         c.fetch_add(1, Ordering::SeqCst);
                         let (handler, r, s) = (handler.clone(), r.clone(), s.clone());
+                        let tls = tls.clone();
                         tokio::spawn(async move {
-                            let svc = service_fn(move |req: Request<Incoming>| {
+                            let svc = move |client_cert: bool| service_fn(move |req: Request<Incoming>| {
                                 let (handler, r, s) = (handler.clone(), r.clone(), s.clone());
                                 async move {
                                     let (parts, body) = req.into_parts();
@@ -108,6 +168,8 @@ pub fn serve_on(addr: SocketAddr, handler: Handler) -> Server {
                                         uri: parts.uri.to_string(),
                                         headers: parts.headers,
                                         body,
+                                        version: parts.version,
+                                        client_cert,
                                     };
                                     r.fetch_add(1, Ordering::SeqCst);
                                     let resp = handler(&seen);
@@ -115,9 +177,17 @@ pub fn serve_on(addr: SocketAddr, handler: Handler) -> Server {
                                     Ok::<_, Infallible>(resp)
                                 }
                             });
-                            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                                .serve_connection(TokioIo::new(stream), svc)
-                                .await;
+                            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                            match tls {
+                                None => {
+                                    let _ = builder.serve_connection(TokioIo::new(stream), svc(false)).await;
+                                }
+                                Some(acceptor) => {
+                                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                                    let client_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                                    let _ = builder.serve_connection(TokioIo::new(stream), svc(client_cert)).await;
+                                }
+                            }
                         });
                     }
                 }

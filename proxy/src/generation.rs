@@ -29,12 +29,21 @@ pub struct ListenerLimits {
     pub http2_max_pending_reset_streams: usize,
 }
 
-/// A listener's routing facts in one generation.
-#[derive(Clone, Debug)]
+/// A listener in one generation. Its TLS settings and limits are read
+/// when a connection is accepted, so a reload changes them for new
+/// connections (certificate rotation); its socket belongs to the workers.
 pub struct ListenerSpec {
     pub name: String,
     pub address: std::net::SocketAddr,
     pub default_cluster: Option<String>,
+    pub tls: Option<Arc<tokio_rustls::TlsAcceptor>>,
+    pub limits: Arc<ListenerLimits>,
+    /// Open connections across workers, carried over to the next
+    /// generation while the listener stays.
+    pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// When the listener is new in this generation: one socket per worker,
+    /// bound by the server (`SO_REUSEPORT`); each worker takes one.
+    pub sockets: Mutex<Vec<std::net::TcpListener>>,
 }
 
 /// A plugin loaded for a generation.
@@ -75,6 +84,41 @@ pub struct Generation {
 }
 
 impl Generation {
+    /// Binds a socket per worker for every listener that is new in this
+    /// generation (or moved to another address) and carries the connection
+    /// counts of those that stay. A listener that cannot bind fails the
+    /// whole generation, so the previous one keeps serving.
+    pub fn bind_listeners(
+        &mut self,
+        previous: Option<&Generation>,
+        workers: usize,
+    ) -> Result<(), GenerationError> {
+        for spec in &mut self.listeners {
+            let kept = previous.and_then(|p| {
+                p.listeners
+                    .iter()
+                    .find(|o| o.name == spec.name && o.address == spec.address)
+            });
+            if let Some(old) = kept {
+                spec.open_connections = old.open_connections.clone();
+                continue;
+            }
+            let mut sockets = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let socket = crate::worker::bind_reuseport(spec.address).map_err(|e| {
+                    GenerationError::Listener {
+                        listener: spec.name.clone(),
+                        reason: format!("cannot bind {}: {e}", spec.address),
+                    }
+                })?;
+                sockets.push(socket);
+            }
+            *spec.sockets.lock() = sockets;
+            tracing::info!(listener = %spec.name, address = %spec.address, tls = spec.tls.is_some(), "listening");
+        }
+        Ok(())
+    }
+
     pub fn listener_metrics(&self, name: &str) -> Arc<ListenerMetrics> {
         self.metrics.listener(name)
     }
@@ -87,6 +131,8 @@ pub enum GenerationError {
     Plugin { plugin: String, reason: String },
     #[error("cluster {cluster}: {reason}")]
     Cluster { cluster: String, reason: String },
+    #[error("listener {listener}: {reason}")]
+    Listener { listener: String, reason: String },
 }
 
 /// Reads a plugin's module from its source.
@@ -232,18 +278,34 @@ impl Loader {
                 Err(e) => errors.push(e),
             }
         }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let listeners = config
-            .listeners
-            .iter()
-            .map(|l| ListenerSpec {
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let tls = match &l.tls {
+                Some(t) => match crate::settings::acceptor(l, t) {
+                    Ok(a) => Some(Arc::new(a)),
+                    Err(e) => {
+                        errors.push(GenerationError::Listener {
+                            listener: l.name.clone(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            listeners.push(ListenerSpec {
                 name: l.name.clone(),
                 address: l.address,
                 default_cluster: l.default_cluster.clone(),
-            })
-            .collect();
+                tls,
+                limits: Arc::new(crate::settings::listener_limits(l)),
+                open_connections: Arc::default(),
+                sockets: Mutex::new(Vec::new()),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let cluster_state = Arc::new(SharedClusterState::new(&cluster_settings));
         Ok(Generation {
             id,

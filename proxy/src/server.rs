@@ -8,13 +8,13 @@
 
 use crate::access_log::AccessLogger;
 use crate::admin::AdminState;
-use crate::generation::{Generation, ListenerLimits, Loader, MetricsBook};
-use crate::worker::{BoundListener, bind_reuseport, run_worker};
+use crate::generation::{Generation, Loader, MetricsBook};
+use crate::worker::run_worker;
 use anyhow::{Context, anyhow, bail};
 use parking_lot::RwLock;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use weft_wasm_host::{Runtime, RuntimeOptions};
@@ -61,10 +61,6 @@ fn format_errors(path: &Path, errors: &[crate::generation::GenerationError]) -> 
         .join("\n")
 }
 
-fn limits(l: &weft_config::Listener) -> ListenerLimits {
-    crate::settings::listener_limits(l)
-}
-
 /// Runs the proxy until SIGTERM/SIGINT.
 pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
     let config = load_config(path)?;
@@ -89,9 +85,12 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    let generation = local
+    let mut generation = local
         .block_on(&control, loader.build(config, 1))
         .map_err(|errors| anyhow!(format_errors(path, &errors)))?;
+    generation
+        .bind_listeners(None, workers)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let generation = Arc::new(generation);
     let config = generation.config.clone();
 
@@ -100,28 +99,6 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
             .with_context(|| format!("{}: access_log: cannot open the log file", path.display()))?,
         _ => AccessLogger::off(),
     };
-
-    // Bind every listener once per worker.
-    let mut per_worker: Vec<Vec<BoundListener>> = (0..workers).map(|_| Vec::new()).collect();
-    for l in &config.listeners {
-        let tls = match &l.tls {
-            Some(t) => Some(Arc::new(crate::settings::acceptor(l, t)?)),
-            None => None,
-        };
-        let open = Arc::new(AtomicUsize::new(0));
-        for bound in per_worker.iter_mut() {
-            let socket = bind_reuseport(l.address)
-                .with_context(|| format!("listener {}: cannot bind {}", l.name, l.address))?;
-            bound.push(BoundListener {
-                name: l.name.clone(),
-                listener: socket,
-                tls: tls.clone(),
-                limits: limits(l),
-                open_connections: open.clone(),
-            });
-        }
-        tracing::info!(listener = %l.name, address = %l.address, tls = l.tls.is_some(), "listening");
-    }
 
     let admin = Arc::new(AdminState {
         current: RwLock::new(generation.clone()),
@@ -141,10 +118,9 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut handles = Vec::new();
-    for (i, listeners) in per_worker.into_iter().enumerate() {
+    for i in 0..workers {
         handles.push(run_worker(
             i,
-            listeners,
             gen_rx.clone(),
             shutdown_rx.clone(),
             access.clone(),
@@ -202,7 +178,7 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
                 continue;
             }
             last_mtime = mtime(path);
-            match reload_once(path, &loader, &admin, next_id).await {
+            match reload_once(path, &loader, &admin, next_id, workers).await {
                 Ok(next) => {
                     next_id += 1;
                     background.shutdown();
@@ -248,28 +224,15 @@ async fn reload_once(
     loader: &Loader,
     admin: &AdminState,
     id: u64,
+    workers: usize,
 ) -> anyhow::Result<Arc<Generation>> {
     let config = load_config(path)?;
     let current = admin.current.read().clone();
-    let old: Vec<_> = current
-        .listeners
-        .iter()
-        .map(|l| (l.name.clone(), l.address))
-        .collect();
-    let new: Vec<_> = config
-        .listeners
-        .iter()
-        .map(|l| (l.name.clone(), l.address))
-        .collect();
-    if old != new {
-        bail!(
-            "{}: listeners (names and addresses) cannot change on reload; restart weft to change them",
-            path.display()
-        );
-    }
-    let next = loader
+    let mut next = loader
         .build(config, id)
         .await
         .map_err(|errors| anyhow!(format_errors(path, &errors)))?;
+    next.bind_listeners(Some(&current), workers)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(Arc::new(next))
 }

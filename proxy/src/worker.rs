@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use weft_wasm_host::{ConnectionInfo, FilterChain, PluginInstance};
 
 /// Spawns `!Send` futures on the worker's `LocalSet` (hyper's executor).
@@ -44,6 +45,9 @@ pub struct ListenerCtx {
     pub default_cluster: Option<String>,
     pub metrics: Arc<ListenerMetrics>,
     pub access: AccessLogger,
+    pub tls: Option<Arc<tokio_rustls::TlsAcceptor>>,
+    pub limits: Arc<crate::generation::ListenerLimits>,
+    pub open_connections: Arc<AtomicUsize>,
 }
 
 impl ListenerCtx {
@@ -117,6 +121,9 @@ impl WorkerGen {
                     default_cluster: l.default_cluster.clone(),
                     metrics: generation.listener_metrics(&l.name),
                     access: access.clone(),
+                    tls: l.tls.clone(),
+                    limits: l.limits.clone(),
+                    open_connections: l.open_connections.clone(),
                 }),
             );
         }
@@ -128,15 +135,6 @@ impl WorkerGen {
             clusters,
         }))
     }
-}
-
-/// A listener socket a worker accepts on, with its limits.
-pub struct BoundListener {
-    pub name: String,
-    pub listener: std::net::TcpListener,
-    pub tls: Option<Arc<tokio_rustls::TlsAcceptor>>,
-    pub limits: crate::generation::ListenerLimits,
-    pub open_connections: Arc<AtomicUsize>,
 }
 
 /// Binds `addr` with `SO_REUSEPORT`, so every worker can bind it.
@@ -153,12 +151,83 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
 
 static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// The accept loops a worker runs: listener name → (address, stop).
+#[derive(Default)]
+struct Running {
+    loops: HashMap<String, (SocketAddr, CancellationToken)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts accept loops for the listeners new in `generation` (taking
+    /// this worker's socket) and stops those it no longer has: they stop
+    /// accepting and their connections drain.
+    fn sync(
+        &mut self,
+        worker: usize,
+        generation: &Generation,
+        current: &Rc<RefCell<Rc<WorkerGen>>>,
+        root: &CancellationToken,
+    ) {
+        for spec in &generation.listeners {
+            if self
+                .loops
+                .get(&spec.name)
+                .is_some_and(|(a, _)| *a == spec.address)
+            {
+                continue;
+            }
+            if let Some((_, stop)) = self.loops.remove(&spec.name) {
+                stop.cancel();
+            }
+            let Some(socket) = spec.sockets.lock().pop() else {
+                tracing::error!(worker, listener = %spec.name, "no socket left for this worker");
+                continue;
+            };
+            let stop = root.child_token();
+            self.tasks.push(tokio::task::spawn_local(accept_loop(
+                worker,
+                spec.name.clone(),
+                socket,
+                current.clone(),
+                stop.clone(),
+            )));
+            self.loops.insert(spec.name.clone(), (spec.address, stop));
+        }
+        self.loops.retain(|name, (address, stop)| {
+            let keep = generation
+                .listeners
+                .iter()
+                .any(|l| &l.name == name && l.address == *address);
+            if !keep {
+                tracing::info!(worker, listener = %name, "listener removed: draining its connections");
+                stop.cancel();
+            }
+            keep
+        });
+        self.tasks.retain(|t| !t.is_finished());
+    }
+
+    /// A generation this worker could not build: its new sockets are closed
+    /// so the kernel sends no connection to a socket nobody accepts on.
+    fn discard(&self, generation: &Generation) {
+        for spec in &generation.listeners {
+            if self
+                .loops
+                .get(&spec.name)
+                .is_none_or(|(a, _)| *a != spec.address)
+            {
+                drop(spec.sockets.lock().pop());
+            }
+        }
+    }
+}
+
 /// Runs one worker until `shutdown` turns true and its connections drain.
 pub fn run_worker(
     index: usize,
-    listeners: Vec<BoundListener>,
     mut generations: watch::Receiver<Arc<Generation>>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
     access: AccessLogger,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -179,52 +248,59 @@ pub fn run_worker(
             };
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, async move {
+                let root = CancellationToken::new();
+                let running = Rc::new(RefCell::new(Running::default()));
                 let first = generations.borrow_and_update().clone();
-                let current = match WorkerGen::build(first, &access).await {
+                let current = match WorkerGen::build(first.clone(), &access).await {
                     Ok(g) => Rc::new(RefCell::new(g)),
                     Err(e) => {
+                        running.borrow().discard(&first);
                         let _ = ready.send(Err(format!("worker {index}: {e}")));
                         return;
                     }
                 };
+                running.borrow_mut().sync(index, &first, &current, &root);
+                drop(first);
                 let _ = ready.send(Ok(()));
                 // Follow new generations.
-                {
+                let follower = {
                     let current = current.clone();
                     let access = access.clone();
-                    let mut generations = generations.clone();
+                    let running = running.clone();
+                    let root = root.clone();
                     tokio::task::spawn_local(async move {
                         while generations.changed().await.is_ok() {
                             let next = generations.borrow_and_update().clone();
                             let id = next.id;
-                            match WorkerGen::build(next, &access).await {
+                            match WorkerGen::build(next.clone(), &access).await {
                                 Ok(g) => {
                                     *current.borrow_mut() = g;
+                                    running.borrow_mut().sync(index, &next, &current, &root);
                                     tracing::debug!(
                                         worker = index,
                                         generation = id,
                                         "worker switched generation"
                                     );
                                 }
-                                Err(e) => tracing::error!(
-                                    worker = index,
-                                    generation = id,
-                                    "worker keeps the previous generation: {e}"
-                                ),
+                                Err(e) => {
+                                    running.borrow().discard(&next);
+                                    tracing::error!(
+                                        worker = index,
+                                        generation = id,
+                                        "worker keeps the previous generation: {e}"
+                                    )
+                                }
                             }
                         }
-                    });
-                }
-                let mut accept_loops = Vec::new();
-                for bound in listeners {
-                    let current = current.clone();
-                    let shutdown = shutdown.clone();
-                    accept_loops.push(tokio::task::spawn_local(accept_loop(
-                        index, bound, current, shutdown,
-                    )));
-                }
-                for l in accept_loops {
-                    let _ = l.await;
+                    })
+                };
+                // Drain: stop every accept loop, let connections finish.
+                let _ = shutdown.changed().await;
+                follower.abort();
+                root.cancel();
+                let tasks = std::mem::take(&mut running.borrow_mut().tasks);
+                for t in tasks {
+                    let _ = t.await;
                 }
             });
         })
@@ -232,25 +308,25 @@ pub fn run_worker(
 
 async fn accept_loop(
     worker: usize,
-    bound: BoundListener,
+    name: String,
+    socket: std::net::TcpListener,
     current: Rc<RefCell<Rc<WorkerGen>>>,
-    mut shutdown: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
-    let listener = match tokio::net::TcpListener::from_std(bound.listener) {
+    let listener = match tokio::net::TcpListener::from_std(socket) {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(worker, listener = %bound.name, "cannot register listener: {e}");
+            tracing::error!(worker, listener = %name, "cannot register listener: {e}");
             return;
         }
     };
     let local_addr = listener.local_addr().ok();
-    let name: Rc<str> = bound.name.into();
-    let limits = Rc::new(bound.limits);
+    let name: Rc<str> = name.into();
     let mut connections = Vec::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.changed() => break,
+            _ = stop.cancelled() => break,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -264,13 +340,13 @@ async fn accept_loop(
         let Some(ctx) = generation.listeners.get(&*name).cloned() else {
             continue;
         };
-        let open = bound.open_connections.fetch_add(1, Ordering::Relaxed) + 1;
-        if open > limits.max_connections {
-            bound.open_connections.fetch_sub(1, Ordering::Relaxed);
+        let open = ctx.open_connections.fetch_add(1, Ordering::Relaxed) + 1;
+        if open > ctx.limits.max_connections {
+            ctx.open_connections.fetch_sub(1, Ordering::Relaxed);
             ctx.metrics
                 .rejected_connections
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(listener = %name, "connection limit {} reached: refusing {peer}", limits.max_connections);
+            tracing::debug!(listener = %name, "connection limit {} reached: refusing {peer}", ctx.limits.max_connections);
             continue;
         }
         let _ = stream.set_nodelay(true);
@@ -283,12 +359,12 @@ async fn accept_loop(
         let conn = serve_connection(
             stream,
             info,
-            bound.tls.clone(),
+            ctx.tls.clone(),
             current.clone(),
             name.clone(),
-            limits.clone(),
-            shutdown.clone(),
-            bound.open_connections.clone(),
+            ctx.limits.clone(),
+            stop.clone(),
+            ctx.open_connections.clone(),
         );
         connections.retain(|c: &tokio::task::JoinHandle<()>| !c.is_finished());
         connections.push(tokio::task::spawn_local(conn));
@@ -307,8 +383,8 @@ async fn serve_connection(
     tls: Option<Arc<tokio_rustls::TlsAcceptor>>,
     current: Rc<RefCell<Rc<WorkerGen>>>,
     listener: Rc<str>,
-    limits: Rc<crate::generation::ListenerLimits>,
-    shutdown: watch::Receiver<bool>,
+    limits: Arc<crate::generation::ListenerLimits>,
+    shutdown: CancellationToken,
     open: Arc<AtomicUsize>,
 ) {
     struct Guard(Arc<AtomicUsize>, Option<Arc<ListenerMetrics>>);
@@ -377,8 +453,8 @@ async fn serve_http<I>(
     info: Arc<ConnectionInfo>,
     current: Rc<RefCell<Rc<WorkerGen>>>,
     listener: Rc<str>,
-    limits: Rc<crate::generation::ListenerLimits>,
-    mut shutdown: watch::Receiver<bool>,
+    limits: Arc<crate::generation::ListenerLimits>,
+    shutdown: CancellationToken,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
@@ -432,7 +508,7 @@ async fn serve_http<I>(
                 }
                 return;
             }
-            _ = shutdown.changed() => break,
+            _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep_until(deadline.into()) => {
                 if activity.in_flight.get() > 0 {
                     activity.last.set(Instant::now());

@@ -118,7 +118,10 @@ pub struct HostState {
     pub(crate) plugin: Arc<PluginInfo>,
     pub(crate) shared: Arc<SharedState>,
     pub(crate) memory: Option<Memory>,
-    pub(crate) malloc: Option<TypedFunc<i32, i32>>,
+    /// The guest's allocator. Behind an `Arc` so a hostcall can hold it
+    /// while lending the store to it (a `TypedFunc` clone costs a type
+    /// registry reference).
+    pub(crate) malloc: Option<std::sync::Arc<TypedFunc<i32, i32>>>,
     pub(crate) root_context_id: u32,
     pub(crate) effective_context: u32,
     pub(crate) streams: HashMap<u32, StreamSlot>,

@@ -323,7 +323,7 @@ impl Vm {
                 }
             };
         store.data_mut().memory = Some(memory);
-        store.data_mut().malloc = Some(malloc);
+        store.data_mut().malloc = Some(Arc::new(malloc));
         let (queue_tx, mut queue_rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
         store.data_mut().queue_notify = Some(queue_tx);
         let on_context_create = typed(&instance, &mut store, &name, "proxy_on_context_create")?

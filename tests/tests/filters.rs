@@ -1,5 +1,6 @@
 //! The built-in filters through the real binary.
 
+use std::time::Duration;
 use weft_tests::client::get;
 use weft_tests::upstream::echo;
 use weft_tests::weft::{TempDir, Weft, free_port, weft_cmd};
@@ -101,15 +102,13 @@ fn a_wrong_filter_config_is_refused_with_the_field_and_reason() {
     );
 }
 
-#[test]
-fn the_demo_gateway_config_is_valid() {
-    let dir = TempDir::new("demo");
+/// The demo's config with its filters built by the test build.
+fn demo_config() -> String {
     let text =
         std::fs::read_to_string(weft_tests::workspace_root().join("examples/gateway/weft.yaml"))
             .unwrap();
-    // Every filter the demo loads, built where the test build puts them.
     let mut text = text;
-    for name in ["header-rewrite", "router", "fault", "mirror"] {
+    for name in ["header-rewrite", "router", "fault", "mirror", "authz"] {
         let package = format!("weft-filter-{name}");
         text = text.replace(
             &format!(
@@ -123,6 +122,94 @@ fn the_demo_gateway_config_is_valid() {
         !text.contains("file://../"),
         "the demo loads a filter this test does not build"
     );
+    text
+}
+
+/// Every behaviour the demo script advertises, against the demo config
+/// itself (its ports swapped for free ones).
+#[test]
+fn the_demo_gateway_behaves_as_the_demo_script_says() {
+    let (v1, v2, shadow) = (echo("v1"), echo("v2"), echo("shadow"));
+    let port = free_port();
+    let config = demo_config()
+        .replace("127.0.0.1:9901", "{admin}")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:9000", &v1.addr.to_string())
+        .replace("127.0.0.1:9001", &v2.addr.to_string())
+        .replace("127.0.0.1:9002", &shadow.addr.to_string())
+        .replace(
+            "access_log: {}",
+            "access_log: { path: \"{dir}/access.log\" }",
+        );
+    let _weft = Weft::start(&config);
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let demo =
+        std::fs::read_to_string(weft_tests::workspace_root().join("scripts/demo.sh")).unwrap();
+    let token = demo
+        .lines()
+        .find_map(|l| l.strip_prefix("TOKEN="))
+        .expect("scripts/demo.sh defines TOKEN");
+
+    let r = get(&url("/hello"), &[("x-debug", "1")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-upstream"), Some("v1"));
+    assert_eq!(r.header("x-route"), Some("default"));
+    assert_eq!(r.header("x-seen-x-gateway"), Some("weft"));
+    assert_eq!(r.header("x-seen-x-debug"), None);
+    assert!(r.header("x-request-id").is_some());
+
+    let to_v2 = (0..200)
+        .filter(|_| get(&url("/api/items"), &[]).header("x-upstream") == Some("v2"))
+        .count();
+    assert!(
+        (4..=40).contains(&to_v2),
+        "canary 90/10: {to_v2} of 200 to v2"
+    );
+    let mut mirrored = 0;
+    for _ in 0..100 {
+        mirrored = shadow.request_count();
+        if mirrored >= 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(mirrored, 200, "every /api request is mirrored");
+
+    assert_eq!(
+        get(&url("/hello"), &[("x-version", "v2")]).header("x-upstream"),
+        Some("v2")
+    );
+    let r = get(&url("/old"), &[]);
+    assert_eq!(r.status, 301);
+    assert!(r.header("location").unwrap_or("").ends_with("/hello"));
+    assert_eq!(
+        get(&url("/legacy/users"), &[]).header("x-seen-path"),
+        Some("/v1/users")
+    );
+    let r = get(&url("/gateway/healthz"), &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "weft ok\n"));
+    let started = std::time::Instant::now();
+    assert_eq!(get(&url("/hello"), &[("x-chaos", "delay")]).status, 200);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(get(&url("/hello"), &[("x-chaos", "abort")]).status, 503);
+
+    assert_eq!(get(&url("/admin"), &[]).status, 403);
+    let bearer = format!("Bearer {token}");
+    let r = get(&url("/admin"), &[("authorization", &bearer)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-seen-x-user"), Some("alice"));
+    let r = get(&url("/"), &[("authorization", "Bearer not.a.jwt")]);
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer"))
+    );
+}
+
+#[test]
+fn the_demo_gateway_config_is_valid() {
+    let dir = TempDir::new("demo");
+    let text = demo_config();
     let path = dir.write("weft.yaml", text);
     let (code, out, err) = weft_cmd(&["validate", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -18,6 +18,8 @@
 //!   - { name: echo, endpoints: ["127.0.0.1:9000", { address: "echo.internal:9001", weight: 3 }] }
 //! plugins:                    # Istio WasmPlugin field names
 //!   - { name: probe, url: file://probe.wasm, phase: AUTHN, pluginConfig: { greeting: hello } }
+//! registries:                 # for oci:// urls: transport and credentials per registry host
+//!   - { host: "127.0.0.1:5000", plain_http: true, username: ci, password_file: registry.pass }
 //! ```
 //!
 //! Durations are written `250ms`, `1.5s`, `1m`, `1h`; byte sizes as
@@ -35,8 +37,8 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AccessLog, Admin, CircuitBreakers, Cluster, ClusterTls, Config, Endpoint, EnvVar, FailStrategy,
     HealthCheck, ImagePullPolicy, LbPolicy, Listener, ListenerLimits, ListenerTls, ModuleSource,
-    Node, OutlierDetection, Phase, PluginLimits, PluginSpec, Protocol, TlsCertificate, ValueFrom,
-    VmConfig, plugin_order,
+    Node, OutlierDetection, Phase, PluginLimits, PluginSpec, Protocol, Registry, TlsCertificate,
+    ValueFrom, VmConfig, plugin_order,
 };
 pub use units::{format_duration, parse_byte_size, parse_duration};
 

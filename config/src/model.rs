@@ -50,6 +50,9 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
     /// Wasm plugins (Istio WasmPlugin fields).
     pub plugins: Vec<PluginSpec>,
+    /// OCI registries: transport and credentials for `oci://` plugin urls (weft extension).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<Registry>,
     /// The file this configuration was read from ("" when built in code).
     #[serde(skip)]
     pub(crate) file: PathBuf,
@@ -71,6 +74,7 @@ impl Default for Config {
             listeners: Vec::new(),
             clusters: Vec::new(),
             plugins: Vec::new(),
+            registries: Vec::new(),
             file: PathBuf::new(),
             base_dir: PathBuf::new(),
         }
@@ -101,6 +105,31 @@ impl Config {
     pub fn plugin(&self, name: &str) -> Option<&PluginSpec> {
         self.plugins.iter().find(|p| p.name == name)
     }
+
+    /// The `registries` entry for an OCI registry host (`host[:port]`).
+    pub fn registry(&self, host: &str) -> Option<&Registry> {
+        self.registries.iter().find(|r| r.host == host)
+    }
+}
+
+/// How weft reaches one OCI registry (weft extension).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    /// The registry's host, with its port when not the default, e.g. `127.0.0.1:5000` or `ghcr.io`.
+    pub host: String,
+    /// Speak plain HTTP to this registry instead of HTTPS (testing and local registries only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
+    /// User name for basic or token authentication; requires `password_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// File holding the password or token (its first line); requires `username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for this registry's HTTPS, in addition to the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
 /// The admin listener.

@@ -852,3 +852,49 @@ fn the_schema_describes_the_file() {
         "1s"
     );
 }
+
+#[test]
+fn registries_are_read_resolved_and_checked() {
+    let dir = TempDir::new("registries");
+    dir.touch(&["registry.pass", "registry-ca.pem"]);
+    let src = "registries:\n  - { host: \"127.0.0.1:5000\", plain_http: true }\n  - { host: ghcr.io, username: ci, password_file: registry.pass, ca: registry-ca.pem }\n";
+    let c = parse(&dir, src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.registries.len(), 2);
+    assert!(c.registry("127.0.0.1:5000").is_some_and(|r| r.plain_http));
+    let ghcr = c.registry("ghcr.io").expect("ghcr.io entry");
+    assert!(!ghcr.plain_http);
+    assert_eq!(ghcr.username.as_deref(), Some("ci"));
+    assert_eq!(
+        ghcr.password_file.as_deref(),
+        Some(dir.path().join("registry.pass").as_path())
+    );
+    assert_eq!(
+        ghcr.ca.as_deref(),
+        Some(dir.path().join("registry-ca.pem").as_path())
+    );
+
+    let src = "registries:\n  - { host: \"https://r.io/x\" }\n  - { host: r.io, username: u }\n  - { host: r.io, password_file: /nonexistent/pass }\n";
+    let text = errors(src);
+    assert!(
+        text.contains("registries[0].host: must be a host with an optional port"),
+        "{text}"
+    );
+    assert!(
+        text.contains("registries[1].password_file: required when username is set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("registries[2].username: required when password_file is set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("registries[2].password_file:") && text.contains("/nonexistent/pass"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "registries[2].host: registry \"r.io\" is already configured at registries[1]"
+        ),
+        "{text}"
+    );
+}

@@ -3,7 +3,7 @@
 use crate::error::{Problem, YamlPath};
 use crate::model::{
     Cluster, ClusterTls, Config, LbPolicy, Listener, ListenerTls, ModuleSource, PluginSpec,
-    ValueFrom,
+    Registry, ValueFrom,
 };
 use crate::units::{is_dns_name, is_header_name};
 use std::collections::{HashMap, HashSet};
@@ -63,6 +63,10 @@ pub(crate) fn resolve(config: &mut Config) {
         log.path.as_mut().map(fix);
     }
     config.cache_dir.as_mut().map(fix);
+    for r in &mut config.registries {
+        r.password_file.as_mut().map(fix);
+        r.ca.as_mut().map(fix);
+    }
     for p in &mut config.plugins {
         match p.source() {
             ModuleSource::File(path) if !path.as_os_str().is_empty() => {
@@ -121,7 +125,51 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     for (i, plugin) in config.plugins.iter().enumerate() {
         check_plugin(&mut c, &root.key("plugins").index(i), plugin, &listeners);
     }
+
+    let mut hosts: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in config.registries.iter().enumerate() {
+        check_registry(&mut c, &root.key("registries").index(i), r);
+        if let Some(first) = hosts.insert(r.host.as_str(), i) {
+            c.problem(
+                root.key("registries").index(i).key("host"),
+                format!(
+                    "registry {:?} is already configured at registries[{first}]",
+                    r.host
+                ),
+            );
+        }
+    }
     c.problems
+}
+
+fn check_registry(c: &mut Checker, path: &YamlPath, r: &Registry) {
+    let host = path.key("host");
+    if r.host.is_empty() {
+        c.problem(host, "must not be empty");
+    } else if r.host.contains("://") || r.host.contains('/') || r.host.contains(char::is_whitespace)
+    {
+        c.problem(
+            host,
+            format!(
+                "must be a host with an optional port, like \"registry.example:5000\", got {:?}",
+                r.host
+            ),
+        );
+    }
+    match (&r.username, &r.password_file) {
+        (Some(_), None) => c.problem(path.key("password_file"), "required when username is set"),
+        (None, Some(_)) => c.problem(path.key("username"), "required when password_file is set"),
+        (Some(user), Some(_)) if user.is_empty() => {
+            c.problem(path.key("username"), "must not be empty")
+        }
+        _ => {}
+    }
+    if let Some(file) = &r.password_file {
+        c.readable(path.key("password_file"), file, "password file");
+    }
+    if let Some(ca) = &r.ca {
+        c.readable(path.key("ca"), ca, "CA file");
+    }
 }
 
 fn check_listener(c: &mut Checker, path: &YamlPath, l: &Listener, clusters: &[&str]) {

@@ -55,6 +55,98 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Push a Wasm module to an OCI registry (CNCF Wasm artifact); prints the manifest digest.
+    Push {
+        /// The module (.wasm) to push.
+        file: PathBuf,
+        /// Where: oci://REGISTRY/REPO:TAG
+        reference: String,
+        /// Manifest annotation KEY=VALUE (repeatable).
+        #[arg(long = "annotation", value_name = "KEY=VALUE")]
+        annotations: Vec<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Pull a Wasm module from an OCI registry (CNCF, Istio OCI or Docker-compatible image).
+    Pull {
+        /// oci://REGISTRY/REPO[:TAG|@sha256:HEX]
+        reference: String,
+        /// The file to write the module to.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Show an image's manifest: digest, media types, sizes, annotations.
+    Inspect {
+        /// oci://REGISTRY/REPO[:TAG|@sha256:HEX]
+        reference: String,
+        /// Print the raw manifest JSON instead.
+        #[arg(long)]
+        raw: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// List or prune the module cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// Speak plain HTTP (not HTTPS) to the registry.
+    #[arg(long)]
+    plain_http: bool,
+    /// Docker config.json with registry credentials (default: $DOCKER_CONFIG/config.json, ~/.docker/config.json).
+    #[arg(long, value_name = "PATH")]
+    registry_config: Option<PathBuf>,
+    /// A weft.yaml whose `registries` (plain_http, credentials, ca) apply.
+    #[arg(long, value_name = "WEFT_YAML")]
+    config: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    fn options(self) -> weft_oci::cli::RegistryOptions {
+        weft_oci::cli::RegistryOptions {
+            plain_http: self.plain_http,
+            registry_config: self.registry_config,
+            config: self.config,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// List cached modules, most recently used first.
+    Ls {
+        /// weft's cache directory (default: the user's cache directory /weft).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Evict least recently used modules down to --max-size (default: everything).
+    Prune {
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Keep at most this much (e.g. 100MiB).
+        #[arg(long, value_parser = parse_size)]
+        max_size: Option<u64>,
+    },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    weft_config::parse_byte_size(s).map_err(|e| e.to_string())
+}
+
+/// Runs an OCI command on a current-thread runtime.
+fn oci<T>(
+    work: impl std::future::Future<Output = Result<T, weft_oci::FetchError>>,
+) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(work)?)
 }
 
 fn init_logging(level: &str, format: LogFormat) {
@@ -92,6 +184,69 @@ fn main() -> ExitCode {
             }),
         Command::Schema => serde_json::to_string_pretty(&weft_config::json_schema())
             .map(|s| println!("{s}"))
+            .map_err(Into::into),
+        Command::Push {
+            file,
+            reference,
+            annotations,
+            registry,
+        } => oci(weft_oci::cli::push(
+            &registry.options(),
+            &file,
+            &reference,
+            &annotations,
+        ))
+        .map(|out| println!("{}", out.manifest_digest)),
+        Command::Pull {
+            reference,
+            output,
+            registry,
+        } => oci(weft_oci::cli::pull(
+            &registry.options(),
+            &reference,
+            &output,
+        ))
+        .map(|p| {
+            println!(
+                "{} -> {} ({}, {} bytes, module {})",
+                p.manifest_digest,
+                output.display(),
+                p.format,
+                p.wasm.len(),
+                p.wasm_digest
+            )
+        }),
+        Command::Inspect {
+            reference,
+            raw,
+            registry,
+        } => oci(weft_oci::cli::inspect(&registry.options(), &reference)).map(|i| {
+            if raw {
+                println!("{}", i.manifest_json);
+            } else {
+                print!("{i}");
+            }
+        }),
+        Command::Cache {
+            action: CacheAction::Ls { cache_dir },
+        } => weft_oci::cli::cache_ls(cache_dir.as_deref())
+            .map(|s| print!("{s}"))
+            .map_err(Into::into),
+        Command::Cache {
+            action:
+                CacheAction::Prune {
+                    cache_dir,
+                    max_size,
+                },
+        } => weft_oci::cli::cache_prune(cache_dir.as_deref(), max_size.unwrap_or(0))
+            .map(|r| {
+                println!(
+                    "removed {} module(s), freed {} bytes, {} bytes remain",
+                    r.removed.len(),
+                    r.freed_bytes,
+                    r.remaining_bytes
+                )
+            })
             .map_err(Into::into),
     };
     match result {

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 pub mod client;
+pub mod registry;
 pub mod tls;
 pub mod upstream;
 pub mod weft;

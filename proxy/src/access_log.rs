@@ -74,7 +74,7 @@ impl AccessRecord {
     }
 
     pub fn json(&self, listener: &str) -> String {
-        let time = humantime_rfc3339(self.time);
+        let time = rfc3339(self.time);
         let mut flags = Vec::new();
         if self.flags.local_reply {
             flags.push("local_reply");
@@ -108,7 +108,8 @@ impl AccessRecord {
     }
 }
 
-fn humantime_rfc3339(t: SystemTime) -> String {
+/// `t` as RFC 3339 in UTC, with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
@@ -262,8 +263,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc3339() {
+    fn times_are_rfc3339_utc_with_milliseconds() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
-        assert_eq!(humantime_rfc3339(t), "2023-11-14T22:13:20.123Z");
+        assert_eq!(super::rfc3339(t), "2023-11-14T22:13:20.123Z");
     }
 }

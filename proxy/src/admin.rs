@@ -74,6 +74,8 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
                         "abi": p.plugin.module.abi.to_string(),
                         "state": "loaded",
                         "last_error": serde_json::Value::Null,
+                        "note": p.note,
+                        "fetched_at": rfc3339(p.fetched_at),
                         "listeners": p.listeners,
                         "vms_started": PluginStats::get(&s.vms_started),
                         "traps": PluginStats::get(&s.traps),
@@ -87,6 +89,16 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
                 .skipped_plugins
                 .iter()
                 .map(|(name, err)| serde_json::json!({"name": name, "state": "failed", "last_error": err}))
+                .chain(g.pending_plugins.iter().map(|p| {
+                    serde_json::json!({
+                        "name": p.name,
+                        "source": p.url,
+                        "state": "pending",
+                        "fail_strategy": if p.fail_close { "FAIL_CLOSE" } else { "FAIL_OPEN" },
+                        "last_error": p.error,
+                        "last_attempt": rfc3339(p.attempted_at),
+                    })
+                }))
                 .collect();
             let body = serde_json::json!({
                 "generation": g.id,
@@ -128,6 +140,15 @@ fn render_metrics(state: &AdminState) -> String {
     );
     let _ = writeln!(out, "weft_config_generation {}", g.id);
     crate::upstream::render_metrics(&mut out, &g.cluster_state);
+    let _ = writeln!(out, "# TYPE weft_plugin_loaded gauge");
+    for p in &g.plugins {
+        let l = crate::metrics::label(&p.plugin.info.name);
+        let _ = writeln!(out, "weft_plugin_loaded{{plugin=\"{l}\"}} 1");
+    }
+    for p in &g.pending_plugins {
+        let l = crate::metrics::label(&p.name);
+        let _ = writeln!(out, "weft_plugin_loaded{{plugin=\"{l}\"}} 0");
+    }
     let _ = writeln!(out, "# TYPE weft_plugin_traps_total counter");
     for p in &g.plugins {
         let l = crate::metrics::label(&p.plugin.info.name);
@@ -243,4 +264,8 @@ pub fn spawn(addr: SocketAddr, state: Arc<AdminState>) -> std::io::Result<Socket
             });
         })?;
     Ok(bound)
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    crate::access_log::rfc3339(t)
 }

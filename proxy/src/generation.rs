@@ -7,7 +7,6 @@ use crate::metrics::ListenerMetrics;
 use crate::upstream::{ClusterSettings, SharedClusterState};
 use bytes::Bytes;
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -51,6 +50,23 @@ pub struct LoadedPlugin {
     pub plugin: Arc<Plugin>,
     pub listeners: Option<Vec<String>>,
     pub source: String,
+    /// Set when the module came from the cache because its registry could
+    /// not be reached.
+    pub note: Option<String>,
+    pub fetched_at: std::time::SystemTime,
+}
+
+/// A plugin whose module could not be fetched (registry or server down)
+/// and is not cached: with FAIL_CLOSE, the streams of its listeners get a
+/// 503 naming it; with FAIL_OPEN they skip it. The server retries.
+#[derive(Clone, Debug)]
+pub struct PendingPlugin {
+    pub name: String,
+    pub url: String,
+    pub fail_close: bool,
+    pub listeners: Option<Vec<String>>,
+    pub error: String,
+    pub attempted_at: std::time::SystemTime,
 }
 
 /// Listener metrics live across generations.
@@ -75,6 +91,7 @@ pub struct Generation {
     pub config_json: serde_json::Value,
     pub plugins: Vec<LoadedPlugin>,
     pub skipped_plugins: Vec<(String, String)>,
+    pub pending_plugins: Vec<PendingPlugin>,
     pub listeners: Vec<ListenerSpec>,
     pub cluster_settings: Vec<ClusterSettings>,
     pub cluster_state: Arc<SharedClusterState>,
@@ -135,25 +152,6 @@ pub enum GenerationError {
     Listener { listener: String, reason: String },
 }
 
-/// Reads a plugin's module from its source.
-pub fn fetch_module(spec: &weft_config::PluginSpec) -> Result<(Vec<u8>, String), GenerationError> {
-    let err = |reason: String| GenerationError::Plugin {
-        plugin: spec.name.clone(),
-        reason,
-    };
-    match spec.source() {
-        weft_config::ModuleSource::File(path) => {
-            let bytes = std::fs::read(&path)
-                .map_err(|e| err(format!("cannot read module {}: {e}", path.display())))?;
-            Ok((bytes, format!("file://{}", path.display())))
-        }
-        _ => Err(err(format!(
-            "url {}: only file:// modules are supported by this build (oci://, oci-layout:// and http(s):// come with OCI support)",
-            spec.url
-        ))),
-    }
-}
-
 /// A boundary for validating plugins on the control thread: clusters are
 /// known by name, HTTP calls fail (no traffic flows during validation).
 struct ValidationBoundary {
@@ -182,6 +180,11 @@ impl ProxyBoundary for ValidationBoundary {
 pub struct Loader {
     pub runtime: Arc<Runtime>,
     pub metrics: Arc<MetricsBook>,
+    /// `--cache-dir`, over the config's `cache_dir`.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// A module that cannot be fetched is an error (`weft validate`),
+    /// rather than a pending plugin (`weft run`).
+    pub strict_fetch: bool,
 }
 
 impl Loader {
@@ -216,22 +219,64 @@ impl Loader {
         });
         let mut plugins = Vec::new();
         let mut skipped = Vec::new();
+        let mut pending = Vec::new();
+        let fetcher = if config.plugins.is_empty() {
+            None
+        } else {
+            let settings = weft_oci::FetchSettings::from_config(&config, self.cache_dir.clone());
+            match weft_oci::ModuleFetcher::new(settings) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    return Err(vec![GenerationError::Plugin {
+                        plugin: "*".into(),
+                        reason: format!("cannot set up module fetching: {e}"),
+                    }]);
+                }
+            }
+        };
         for spec in weft_config::plugin_order(&config.plugins) {
             let name = spec.name.clone();
             let fail_open = matches!(spec.fail_strategy, weft_config::FailStrategy::FailOpen);
-            let loaded = async {
-                let (bytes, source) = fetch_module(spec)?;
-                if let Some(want) = &spec.sha256 {
-                    let got = hex::encode(Sha256::digest(&bytes));
-                    if !got.eq_ignore_ascii_case(want) {
-                        return Err(GenerationError::Plugin {
-                            plugin: name.clone(),
-                            reason: format!(
-                                "sha256 mismatch: the config pins {want} but the module is {got}"
-                            ),
-                        });
-                    }
+            // The module: a registry or server that cannot be reached (and
+            // nothing cached) leaves the plugin pending, not the config bad.
+            let fetched = match &fetcher {
+                Some(f) => f.fetch_plugin(spec).await,
+                None => continue,
+            };
+            let module = match fetched {
+                Ok(m) => m,
+                Err(e) if e.is_remote_failure() && !self.strict_fetch => {
+                    tracing::warn!(plugin = %name, url = %spec.url, "module not available, will retry: {e}");
+                    pending.push(PendingPlugin {
+                        name: name.clone(),
+                        url: spec.url.clone(),
+                        fail_close: !fail_open,
+                        listeners: spec.listeners.clone(),
+                        error: e.to_string(),
+                        attempted_at: std::time::SystemTime::now(),
+                    });
+                    continue;
                 }
+                Err(e) => {
+                    let e = GenerationError::Plugin {
+                        plugin: name.clone(),
+                        reason: e.to_string(),
+                    };
+                    if fail_open {
+                        tracing::warn!("{e}; the plugin is FAIL_OPEN, so it is skipped");
+                        skipped.push((name, e.to_string()));
+                    } else {
+                        errors.push(e);
+                    }
+                    continue;
+                }
+            };
+            if let Some(note) = &module.note {
+                tracing::warn!(plugin = %name, "{note}");
+            }
+            let loaded = async {
+                let bytes = module.bytes;
+                let source = module.source_desc;
                 let mut opts = PluginOptions::new(name.clone());
                 opts.root_id = spec.plugin_name.clone().unwrap_or_default();
                 opts.vm_id = name.clone();
@@ -262,10 +307,12 @@ impl Loader {
                         plugin: name.clone(),
                         reason: strip_prefix(&e.to_string(), &name),
                     })?;
-                Ok(LoadedPlugin {
+                Ok::<_, GenerationError>(LoadedPlugin {
                     plugin,
                     listeners: spec.listeners.clone(),
                     source,
+                    note: module.note,
+                    fetched_at: std::time::SystemTime::now(),
                 })
             }
             .await;
@@ -314,6 +361,7 @@ impl Loader {
             config: Arc::new(config),
             plugins,
             skipped_plugins: skipped,
+            pending_plugins: pending,
             listeners,
             cluster_settings,
             cluster_state,

@@ -95,6 +95,16 @@ pub async fn serve(
     let record = AccessRecord::start(&data, started, listener.access.enabled());
 
     let mut chain = worker.chain_for(&listener.name).start(data).await;
+    if let Some(reason) = &listener.unavailable {
+        // A FAIL_CLOSE plugin whose module is not there yet.
+        let mut reply = LocalReply::text(503, "plugin_unavailable", reason.to_string());
+        reply
+            .headers
+            .push(("x-weft-plugin-unavailable".into(), "1".into()));
+        let mut record = record;
+        record.flags.plugin_failure = true;
+        return Ok(local_response(reply, chain, record, &listener).await);
+    }
     let result = match chain.request_headers(request_eos).await {
         Flow::LocalReply(reply) => Err(reply),
         Flow::Reset => Err(LocalReply::text(

@@ -41,6 +41,8 @@ pub fn validate(path: &Path, options: &RunOptions) -> anyhow::Result<()> {
     let loader = Loader {
         runtime,
         metrics: Arc::new(MetricsBook::default()),
+        cache_dir: options.cache_dir.clone(),
+        strict_fetch: true,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -80,6 +82,8 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
     let loader = Loader {
         runtime: runtime.clone(),
         metrics: Arc::new(MetricsBook::default()),
+        cache_dir: options.cache_dir.clone(),
+        strict_fetch: false,
     };
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -158,44 +162,85 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
         let mut last_mtime = mtime(path);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut next_id = 2u64;
+        // Plugins whose module could not be fetched are retried with
+        // backoff until they load; the config itself is unchanged.
+        let mut retry = RetryPlan::for_generation(&generation);
         loop {
-            let reload = tokio::select! {
-                _ = hup.recv() => { tracing::info!("SIGHUP: reloading {}", path.display()); true }
+            enum Wake {
+                Reload,
+                Retry,
+                Idle,
+            }
+            let wake = tokio::select! {
+                _ = hup.recv() => { tracing::info!("SIGHUP: reloading {}", path.display()); Wake::Reload }
                 _ = tick.tick() => {
                     let m = mtime(path);
                     if options.watch_file && m.is_some() && m != last_mtime {
                         last_mtime = m;
                         tracing::info!("{} changed: reloading", path.display());
-                        true
+                        Wake::Reload
                     } else {
-                        false
+                        Wake::Idle
                     }
                 }
+                _ = retry.wait() => Wake::Retry,
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             };
-            if !reload {
-                continue;
-            }
-            last_mtime = mtime(path);
-            match reload_once(path, &loader, &admin, next_id, workers).await {
-                Ok(next) => {
-                    next_id += 1;
-                    background.shutdown();
-                    background = next.cluster_state.clone();
-                    background.spawn_background();
-                    *admin.current.write() = next.clone();
-                    let _ = gen_tx.send(next);
-                    admin.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                    *admin.last_reload_error.write() = None;
-                    tracing::info!(generation = next_id - 1, "configuration reloaded");
+            let swap = |next: Arc<Generation>, background: &mut Arc<crate::upstream::SharedClusterState>| {
+                background.shutdown();
+                *background = next.cluster_state.clone();
+                background.spawn_background();
+                *admin.current.write() = next.clone();
+                let _ = gen_tx.send(next);
+            };
+            match wake {
+                Wake::Idle => {}
+                Wake::Reload => {
+                    last_mtime = mtime(path);
+                    match reload_once(path, &loader, &admin, next_id, workers).await {
+                        Ok(next) => {
+                            next_id += 1;
+                            retry = RetryPlan::for_generation(&next);
+                            swap(next, &mut background);
+                            admin.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                            *admin.last_reload_error.write() = None;
+                            tracing::info!(generation = next_id - 1, "configuration reloaded");
+                        }
+                        Err(e) => {
+                            admin.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                "reload refused, the previous configuration keeps serving: {e:#}"
+                            );
+                            *admin.last_reload_error.write() = Some(format!("{e:#}"));
+                        }
+                    }
                 }
-                Err(e) => {
-                    admin.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(
-                        "reload refused, the previous configuration keeps serving: {e:#}"
-                    );
-                    *admin.last_reload_error.write() = Some(format!("{e:#}"));
+                Wake::Retry => {
+                    let current = admin.current.read().clone();
+                    let built = retry_pending(&loader, &current, next_id, workers).await;
+                    match built {
+                        Ok(next) if next.pending_plugins.len() < current.pending_plugins.len() => {
+                            next_id += 1;
+                            let up: Vec<&str> = current
+                                .pending_plugins
+                                .iter()
+                                .filter(|p| !next.pending_plugins.iter().any(|n| n.name == p.name))
+                                .map(|p| p.name.as_str())
+                                .collect();
+                            tracing::info!(plugins = ?up, generation = next_id - 1, "pending plugins are loaded");
+                            retry = RetryPlan::for_generation(&next);
+                            swap(next, &mut background);
+                        }
+                        Ok(_) => {
+                            tracing::debug!("pending plugins are still not available");
+                            retry.back_off();
+                        }
+                        Err(e) => {
+                            tracing::warn!("retrying pending plugins failed: {e:#}");
+                            retry.back_off();
+                        }
+                    }
                 }
             }
         }
@@ -213,6 +258,63 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// When to try the pending plugins of the live generation again: 1 s
+/// after it went live, then doubling up to 30 s.
+struct RetryPlan {
+    next: Option<tokio::time::Instant>,
+    delay: Duration,
+}
+
+impl RetryPlan {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn for_generation(g: &Generation) -> Self {
+        RetryPlan {
+            next: (!g.pending_plugins.is_empty())
+                .then(|| tokio::time::Instant::now() + Self::FIRST),
+            delay: Self::FIRST,
+        }
+    }
+
+    fn back_off(&mut self) {
+        self.delay = (self.delay * 2).min(Self::MAX);
+        self.next = Some(tokio::time::Instant::now() + self.delay);
+    }
+
+    /// Resolves at the next retry; never when nothing is pending.
+    async fn wait(&self) {
+        match self.next {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// The live configuration built again, to load its pending plugins.
+async fn retry_pending(
+    loader: &Loader,
+    current: &Generation,
+    id: u64,
+    workers: usize,
+) -> anyhow::Result<Arc<Generation>> {
+    let mut next = loader
+        .build((*current.config).clone(), id)
+        .await
+        .map_err(|errors| {
+            anyhow!(
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?;
+    next.bind_listeners(Some(current), workers)
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(Arc::new(next))
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {

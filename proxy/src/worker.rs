@@ -48,6 +48,9 @@ pub struct ListenerCtx {
     pub tls: Option<Arc<tokio_rustls::TlsAcceptor>>,
     pub limits: Arc<crate::generation::ListenerLimits>,
     pub open_connections: Arc<AtomicUsize>,
+    /// A FAIL_CLOSE plugin of this listener whose module is not available
+    /// yet: every stream is answered 503 with this text.
+    pub unavailable: Option<Rc<str>>,
 }
 
 impl ListenerCtx {
@@ -124,6 +127,21 @@ impl WorkerGen {
                     tls: l.tls.clone(),
                     limits: l.limits.clone(),
                     open_connections: l.open_connections.clone(),
+                    unavailable: generation
+                        .pending_plugins
+                        .iter()
+                        .find(|p| {
+                            p.fail_close
+                                && p.listeners
+                                    .as_ref()
+                                    .is_none_or(|names| names.iter().any(|n| n == &l.name))
+                        })
+                        .map(|p| {
+                            Rc::from(format!(
+                                "plugin {} is not available: its module could not be fetched\n",
+                                p.name
+                            ))
+                        }),
                 }),
             );
         }

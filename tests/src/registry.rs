@@ -141,6 +141,29 @@ impl Registry {
         self.dir.path()
     }
 
+    /// Starts the registry again after [`Registry::stop`], on the same port
+    /// with the same storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.path().join("registry.log"))
+            .expect("open registry log");
+        let child = Command::new(ensure_installed())
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot restart docker-registry: {e}"));
+        self.child = Some(child);
+        if let Err(e) = self.wait_ready() {
+            panic!("docker-registry did not come back: {e}");
+        }
+    }
+
     /// Kills the registry (it stops answering at once).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

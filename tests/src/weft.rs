@@ -96,12 +96,15 @@ impl Weft {
         let text = config
             .replace("{admin}", &admin.to_string())
             .replace("{dir}", &dir.path().display().to_string());
-        let path = dir.write("weft.yaml", text);
-        let mut child = Command::new(weft_bin())
-            .args(["run", "--config"])
-            .arg(&path)
-            .args(["--cache-dir"])
-            .arg(dir.path().join("cache"))
+        let path = dir.write("weft.yaml", &text);
+        let mut cmd = Command::new(weft_bin());
+        cmd.args(["run", "--config"]).arg(&path);
+        // A private cache per run, unless the config names its own (a test
+        // that restarts weft on the same cache).
+        if !text.contains("\ncache_dir:") {
+            cmd.args(["--cache-dir"]).arg(dir.path().join("cache"));
+        }
+        let mut child = cmd
             .env("WEFT_LOG", "info,weft_proxy=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

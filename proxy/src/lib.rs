@@ -8,11 +8,13 @@
 //! listeners, connections) → [`life`] (the life of a request, top to
 //! bottom) → [`upstream`] (clusters, load balancing, pools, health). A
 //! [`generation::Generation`] is one loaded configuration; [`admin`]
-//! serves metrics and state.
+//! serves metrics and state; [`discovery`] follows a controller's plugin
+//! snapshots (`weft run --controller`).
 
 pub mod access_log;
 pub mod admin;
 pub mod boundary;
+pub mod discovery;
 pub mod generation;
 pub mod life;
 pub mod metrics;

@@ -47,6 +47,13 @@ enum Command {
         /// Do not watch the config file for changes (SIGHUP still reloads).
         #[arg(long)]
         no_watch: bool,
+        /// Follow a weft-controller's plugin snapshots (http://HOST:PORT or
+        /// https://…); its plugins are added to the config file's.
+        #[arg(long, value_name = "URL")]
+        controller: Option<String>,
+        /// CA bundle (PEM) that verifies an https:// controller.
+        #[arg(long, value_name = "FILE")]
+        controller_ca: Option<PathBuf>,
     },
     /// Check a config file and load its plugins, without serving.
     Validate {
@@ -171,11 +178,17 @@ fn main() -> ExitCode {
             config,
             cache_dir,
             no_watch,
+            controller,
+            controller_ca,
         } => weft_proxy::server::run(
             &config,
             weft_proxy::server::RunOptions {
                 cache_dir,
                 watch_file: !no_watch,
+                controller: controller.map(|url| weft_proxy::discovery::Target {
+                    url,
+                    ca: controller_ca,
+                }),
             },
         ),
         Command::Validate { config } => weft_proxy::server::validate(&config, &Default::default())

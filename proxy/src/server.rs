@@ -8,7 +8,7 @@
 
 use crate::access_log::AccessLogger;
 use crate::admin::AdminState;
-use crate::generation::{Generation, Loader, MetricsBook};
+use crate::generation::{Generation, GenerationError, Loader, MetricsBook};
 use crate::worker::run_worker;
 use anyhow::{Context, anyhow, bail};
 use parking_lot::RwLock;
@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub cache_dir: Option<PathBuf>,
     /// Poll the config file for changes (default true).
     pub watch_file: bool,
+    /// A controller whose plugin snapshots are added to the file's plugins.
+    pub controller: Option<crate::discovery::Target>,
 }
 
 fn load_config(path: &Path) -> anyhow::Result<weft_config::Config> {
@@ -165,11 +167,21 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
         // Plugins whose module could not be fetched are retried with
         // backoff until they load; the config itself is unchanged.
         let mut retry = RetryPlan::for_generation(&generation);
+        // The file's own config (last good) and the controller's plugins
+        // (last snapshot applied) make the effective config together.
+        let mut file_config = (*generation.config).clone();
+        let mut from_controller: Vec<weft_config::PluginSpec> = Vec::new();
+        let mut applied: Option<(String, crate::discovery::Report)> = None;
+        let mut discovery = options
+            .controller
+            .clone()
+            .map(|t| crate::discovery::spawn(t, file_config.node.clone()));
         loop {
             enum Wake {
                 Reload,
                 Retry,
                 Idle,
+                Snapshot(crate::discovery::Snapshot),
             }
             let wake = tokio::select! {
                 _ = hup.recv() => { tracing::info!("SIGHUP: reloading {}", path.display()); Wake::Reload }
@@ -184,6 +196,7 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
                     }
                 }
                 _ = retry.wait() => Wake::Retry,
+                Some(snapshot) = next_snapshot(&mut discovery) => Wake::Snapshot(snapshot),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             };
@@ -196,10 +209,65 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
             };
             match wake {
                 Wake::Idle => {}
+                Wake::Snapshot(snapshot) => {
+                    let Some((_, reports)) = &discovery else { continue };
+                    if let Some((version, report)) = &applied
+                        && *version == snapshot.version
+                    {
+                        // A reconnect: the same snapshot again.
+                        let _ = reports.send(report.clone()).await;
+                        continue;
+                    }
+                    let version = snapshot.version.clone();
+                    if snapshot.plugins == from_controller {
+                        // Nothing changes for this proxy (say, its first,
+                        // empty snapshot): acknowledge without a rebuild.
+                        let current = admin.current.read().clone();
+                        let report = report_of(&version, &current, &[]);
+                        applied = Some((version, report.clone()));
+                        let _ = reports.send(report).await;
+                        continue;
+                    }
+                    let built = match merge(file_config.clone(), &snapshot.plugins) {
+                        Ok(config) => build_next(&loader, &admin, config, next_id, workers).await,
+                        Err(e) => Err(vec![e]),
+                    };
+                    match built {
+                        Ok(next) => {
+                            next_id += 1;
+                            let report = report_of(&version, &next, &[]);
+                            tracing::info!(
+                                version = %version,
+                                plugins = snapshot.plugins.len(),
+                                failed = report.errors.len(),
+                                generation = next_id - 1,
+                                "controller snapshot applied"
+                            );
+                            retry = RetryPlan::for_generation(&next);
+                            swap(next, &mut background);
+                            from_controller = snapshot.plugins;
+                            applied = Some((version, report.clone()));
+                            let _ = reports.send(report).await;
+                        }
+                        Err(errors) => {
+                            let report = crate::discovery::Report {
+                                version: version.clone(),
+                                errors: errors_by_plugin(&errors),
+                            };
+                            tracing::error!(
+                                version = %version,
+                                "controller snapshot refused, the previous plugins keep serving: {}",
+                                errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+                            );
+                            let _ = reports.send(report).await;
+                        }
+                    }
+                }
                 Wake::Reload => {
                     last_mtime = mtime(path);
-                    match reload_once(path, &loader, &admin, next_id, workers).await {
-                        Ok(next) => {
+                    match reload_once(path, &loader, &admin, next_id, workers, &from_controller).await {
+                        Ok((next, file)) => {
+                            file_config = file;
                             next_id += 1;
                             retry = RetryPlan::for_generation(&next);
                             swap(next, &mut background);
@@ -327,14 +395,95 @@ async fn reload_once(
     admin: &AdminState,
     id: u64,
     workers: usize,
-) -> anyhow::Result<Arc<Generation>> {
-    let config = load_config(path)?;
-    let current = admin.current.read().clone();
-    let mut next = loader
-        .build(config, id)
+    from_controller: &[weft_config::PluginSpec],
+) -> anyhow::Result<(Arc<Generation>, weft_config::Config)> {
+    let file = load_config(path)?;
+    let config =
+        merge(file.clone(), from_controller).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let next = build_next(loader, admin, config, id, workers)
         .await
         .map_err(|errors| anyhow!(format_errors(path, &errors)))?;
+    Ok((next, file))
+}
+
+/// Builds a generation and binds its new listeners.
+async fn build_next(
+    loader: &Loader,
+    admin: &AdminState,
+    config: weft_config::Config,
+    id: u64,
+    workers: usize,
+) -> Result<Arc<Generation>, Vec<GenerationError>> {
+    let current = admin.current.read().clone();
+    let mut next = loader.build(config, id).await?;
     next.bind_listeners(Some(&current), workers)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        .map_err(|e| vec![e])?;
     Ok(Arc::new(next))
+}
+
+/// The file's config with the controller's plugins added.
+fn merge(
+    mut config: weft_config::Config,
+    from_controller: &[weft_config::PluginSpec],
+) -> Result<weft_config::Config, GenerationError> {
+    for p in from_controller {
+        if config.plugins.iter().any(|q| q.name == p.name) {
+            return Err(GenerationError::Plugin {
+                plugin: p.name.clone(),
+                reason: "the controller sends a plugin the config file already has".into(),
+            });
+        }
+        config.plugins.push(p.clone());
+    }
+    Ok(config)
+}
+
+/// The next snapshot, or never without a controller.
+async fn next_snapshot(
+    discovery: &mut Option<(
+        tokio::sync::mpsc::Receiver<crate::discovery::Snapshot>,
+        tokio::sync::mpsc::Sender<crate::discovery::Report>,
+    )>,
+) -> Option<crate::discovery::Snapshot> {
+    match discovery {
+        Some((rx, _)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the controller hears of a snapshot applied: plugins that are
+/// pending (module not fetched) or skipped (FAIL_OPEN, failed to load).
+fn report_of(version: &str, g: &Generation, extra: &[GenerationError]) -> crate::discovery::Report {
+    let mut errors = errors_by_plugin(extra);
+    for p in &g.pending_plugins {
+        errors.insert(p.name.clone(), format!("module not available: {}", p.error));
+    }
+    for (name, e) in &g.skipped_plugins {
+        errors.insert(name.clone(), e.clone());
+    }
+    crate::discovery::Report {
+        version: version.to_owned(),
+        errors,
+    }
+}
+
+/// Errors keyed by plugin name; others under `*`.
+fn errors_by_plugin(errors: &[GenerationError]) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in errors {
+        match e {
+            GenerationError::Plugin { plugin, reason } => {
+                out.insert(plugin.clone(), reason.clone());
+            }
+            other => {
+                out.entry("*".to_owned())
+                    .and_modify(|s: &mut String| {
+                        s.push_str("; ");
+                        s.push_str(&other.to_string());
+                    })
+                    .or_insert_with(|| other.to_string());
+            }
+        }
+    }
+    out
 }

@@ -21,6 +21,17 @@ pub fn weft_bin() -> PathBuf {
     p
 }
 
+/// The `weft-controller` binary built by `cargo build --workspace --bins`.
+pub fn controller_bin() -> PathBuf {
+    let p = crate::target_dir().join("debug").join("weft-controller");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test.sh (or `cargo build -p weft-controller`) before the end-to-end tests",
+        p.display()
+    );
+    p
+}
+
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -92,6 +103,11 @@ impl Weft {
     }
 
     pub fn try_start(config: &str, dir: TempDir) -> Result<Weft, String> {
+        Self::try_start_with(config, dir, &[])
+    }
+
+    /// [`Weft::try_start`] with more `weft run` arguments.
+    pub fn try_start_with(config: &str, dir: TempDir, args: &[&str]) -> Result<Weft, String> {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let text = config
             .replace("{admin}", &admin.to_string())
@@ -104,6 +120,7 @@ impl Weft {
         if !text.contains("\ncache_dir:") {
             cmd.args(["--cache-dir"]).arg(dir.path().join("cache"));
         }
+        cmd.args(args);
         let mut child = cmd
             .env("WEFT_LOG", "info,weft_proxy=debug")
             .stdout(Stdio::piped())

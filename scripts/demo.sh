@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The standalone gateway demo: builds weft and the built-in filters, starts
-# demo upstreams on 127.0.0.1:9000 (v1), :9001 (v2) and :9002 (shadow) and
-# weft on 127.0.0.1:8080 (admin on 127.0.0.1:9901). Ctrl-C stops them all.
+# a local OCI registry (Debian's docker-registry) on 127.0.0.1:5000 and
+# pushes the filters to it with `weft push`, starts demo upstreams on
+# 127.0.0.1:9000 (v1), :9001 (v2) and :9002 (shadow), and runs weft on
+# 127.0.0.1:8080 (admin on 127.0.0.1:9901), which pulls the filters by
+# oci://. Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,8 +12,32 @@ bash scripts/setup.sh
 cargo build -p weft-proxy --bin weft
 bash scripts/build-filters.sh
 
+work="$PWD/target/demo"
+mkdir -p "$work/registry"
+printf '%s\n' \
+    'version: 0.1' \
+    'log: { level: warn, accesslog: { disabled: true } }' \
+    "storage: { filesystem: { rootdirectory: $work/registry } }" \
+    'http: { addr: 127.0.0.1:5000, secret: weft-demo }' >"$work/registry.yml"
+
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    curl -sf -o /dev/null http://127.0.0.1:5000/v2/ && break
+    sleep 0.1
+done
+curl -sf -o /dev/null http://127.0.0.1:5000/v2/ || {
+    echo "demo: the registry did not start on 127.0.0.1:5000 (see $work/registry.log)" >&2
+    exit 1
+}
+for f in authz fault router mirror header-rewrite; do
+    target/debug/weft push --plain-http \
+        "target/wasm/wasm32-wasip1/wasm/weft_filter_${f//-/_}.wasm" \
+        "oci://127.0.0.1:5000/weft/filters/$f:dev"
+done
+
 python3 examples/gateway/upstream.py 127.0.0.1:9000 v1 & pids+=($!)
 python3 examples/gateway/upstream.py 127.0.0.1:9001 v2 & pids+=($!)
 python3 examples/gateway/upstream.py 127.0.0.1:9002 shadow & pids+=($!)
@@ -35,8 +62,9 @@ weft is starting on http://127.0.0.1:8080 (admin: http://127.0.0.1:9901). Try:
   curl -i -H "authorization: Bearer $TOKEN" http://127.0.0.1:8080/admin   # 200, upstream sees x-user: alice
   curl -i -H 'authorization: Bearer not.a.jwt' http://127.0.0.1:8080/     # 401 with www-authenticate
   curl -s http://127.0.0.1:9901/metrics | grep weft_  # Prometheus metrics
-  curl -s http://127.0.0.1:9901/plugins               # loaded plugins and their digests
+  curl -s http://127.0.0.1:9901/plugins               # loaded plugins, their oci:// sources and digests
+  target/debug/weft inspect --plain-http oci://127.0.0.1:5000/weft/filters/router:dev
 Edit examples/gateway/weft.yaml while it runs: weft reloads it (a bad edit is refused and logged).
 
 MSG
-target/debug/weft run --config examples/gateway/weft.yaml
+target/debug/weft run --config examples/gateway/weft.yaml --cache-dir "$work/cache"

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 use weft_tests::client::get;
+use weft_tests::registry::Registry;
 use weft_tests::upstream::echo;
 use weft_tests::weft::{TempDir, Weft, free_port, weft_cmd};
 
@@ -102,27 +103,27 @@ fn a_wrong_filter_config_is_refused_with_the_field_and_reason() {
     );
 }
 
-/// The demo's config with its filters built by the test build.
-fn demo_config() -> String {
+/// The demo's config, its filters built by the test build and pushed with
+/// `weft push` to a registry of the test's own (in place of the demo's
+/// 127.0.0.1:5000), as scripts/demo.sh does.
+fn demo_config() -> (String, Registry) {
     let text =
         std::fs::read_to_string(weft_tests::workspace_root().join("examples/gateway/weft.yaml"))
             .unwrap();
-    let mut text = text;
+    let registry = Registry::start();
     for name in ["header-rewrite", "router", "fault", "mirror", "authz"] {
-        let package = format!("weft-filter-{name}");
-        text = text.replace(
-            &format!(
-                "file://../../target/wasm/wasm32-wasip1/wasm/{}.wasm",
-                package.replace('-', "_")
-            ),
-            &format!("file://{}", weft_tests::build_filter(&package).display()),
-        );
+        let wasm = weft_tests::build_filter(&format!("weft-filter-{name}"));
+        let reference = format!("oci://{}/weft/filters/{name}:dev", registry.host());
+        let (code, _, err) =
+            weft_cmd(&["push", "--plain-http", wasm.to_str().unwrap(), &reference]);
+        assert_eq!(code, 0, "weft push {reference}: {err}");
     }
+    let text = text.replace("127.0.0.1:5000", &registry.host());
     assert!(
-        !text.contains("file://../"),
-        "the demo loads a filter this test does not build"
+        text.matches("oci://").count() == 5,
+        "the demo loads the five filters by oci://"
     );
-    text
+    (text, registry)
 }
 
 /// Every behaviour the demo script advertises, against the demo config
@@ -131,7 +132,8 @@ fn demo_config() -> String {
 fn the_demo_gateway_behaves_as_the_demo_script_says() {
     let (v1, v2, shadow) = (echo("v1"), echo("v2"), echo("shadow"));
     let port = free_port();
-    let config = demo_config()
+    let (config, _registry) = demo_config();
+    let config = config
         .replace("127.0.0.1:9901", "{admin}")
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
         .replace("127.0.0.1:9000", &v1.addr.to_string())
@@ -209,7 +211,7 @@ fn the_demo_gateway_behaves_as_the_demo_script_says() {
 #[test]
 fn the_demo_gateway_config_is_valid() {
     let dir = TempDir::new("demo");
-    let text = demo_config();
+    let (text, _registry) = demo_config();
     let path = dir.write("weft.yaml", text);
     let (code, out, err) = weft_cmd(&["validate", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

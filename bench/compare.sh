@@ -6,6 +6,9 @@
 #   :18081  nginx reverse proxy to :18000 (keep-alive)  -> "nginx proxy"
 #   :18080  weft, no plugins                  (admin :9901)
 #   :18082  weft + the header-rewrite filter  (admin :9902)
+#   :18083  weft + the five built-in filters configured as in the demo
+#           (examples/gateway/weft.yaml, every cluster pointed at :18000;
+#           admin :9903)
 # then runs a warm-up and `wrk -t1 -c32 -d${DURATION}s --latency` against each
 # and prints req/s, p50, p99 and the proxy's RSS, plus the ratios the
 # performance targets are stated in. See bench/README.md.
@@ -36,8 +39,10 @@ UP_PORT=18000
 NGINX_PORT=18081
 WEFT_PORT=18080
 WEFT_F_PORT=18082
+WEFT_D_PORT=18083
 WEFT_ADMIN=9901
 WEFT_F_ADMIN=9902
+WEFT_D_ADMIN=9903
 
 WEFT="$ROOT/target/release/weft"
 FILTER_WASM="$ROOT/target/wasm/wasm32-wasip1/wasm/weft_filter_header_rewrite.wasm"
@@ -78,10 +83,9 @@ command -v h2load >/dev/null 2>&1 || die "h2load not found after installing it"
 
 if [[ $BUILD == 1 ]]; then
     bash scripts/setup.sh
-    log "building weft (release) and the header-rewrite filter (niced; slow the first time)"
+    log "building weft (release) and the built-in filters (niced; slow the first time)"
     nice -n 10 cargo build --release -p weft-proxy --bin weft >&2
-    nice -n 10 cargo build --target wasm32-wasip1 --profile wasm \
-        -p weft-filter-header-rewrite --target-dir target/wasm >&2
+    nice -n 10 bash scripts/build-filters.sh >&2
 fi
 [[ -x $WEFT ]] || die "$WEFT is missing (run without BUILD=0)"
 [[ -f $FILTER_WASM ]] || die "$FILTER_WASM is missing (run without BUILD=0)"
@@ -90,7 +94,7 @@ fi
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for p in $UP_PORT $NGINX_PORT $WEFT_PORT $WEFT_F_PORT $WEFT_ADMIN $WEFT_F_ADMIN; do
+for p in $UP_PORT $NGINX_PORT $WEFT_PORT $WEFT_F_PORT $WEFT_D_PORT $WEFT_ADMIN $WEFT_F_ADMIN $WEFT_D_ADMIN; do
     ! port_busy "$p" || die "127.0.0.1:$p is already in use; stop whatever listens there first"
 done
 
@@ -259,13 +263,31 @@ start_weft weft-filter $WEFT_F_PORT $WEFT_F_ADMIN "plugins:
     pluginConfig: { rules: [ { requestHeaderModifier: { set: [ { name: x-bench, value: \"1\" } ] } } ] }"
 WEFT_F_PID=$LAST_PID
 
+# The demo's five filters, loaded from the local build (file://), every
+# cluster pointed at the bench upstream, no access log (as the others).
+DEMO_CFG="$WORK/weft-demo.yaml"
+sed -e "s#oci://127.0.0.1:5000/weft/filters/\([a-z-]*\):dev#file://$ROOT/target/wasm/wasm32-wasip1/wasm/weft_filter_\1.wasm#" \
+    -e 's#weft_filter_header-rewrite#weft_filter_header_rewrite#' \
+    -e "s#127.0.0.1:900[0-2]#127.0.0.1:$UP_PORT#" \
+    -e "s#127.0.0.1:8080#127.0.0.1:$WEFT_D_PORT#" \
+    -e "s#127.0.0.1:9901#127.0.0.1:$WEFT_D_ADMIN#" \
+    -e 's#^workers: .*#workers: 1#' \
+    -e '/^access_log:/d' -e '/^registries:/d' -e '/health_check:/d' \
+    "$ROOT/examples/gateway/weft.yaml" >"$DEMO_CFG"
+NO_COLOR=1 "$WEFT" run --config "$DEMO_CFG" --no-watch >"$WORK/weft-demo.log" 2>&1 &
+PIDS+=($!)
+WEFT_D_PID=$!
+wait_http "http://127.0.0.1:$WEFT_D_ADMIN/ready" "$WEFT_D_PID" "$WORK/weft-demo.log"
+
 # Sanity: every target answers "ok", and only the filtered weft adds x-bench.
-for port in $UP_PORT $NGINX_PORT $WEFT_PORT $WEFT_F_PORT; do
+for port in $UP_PORT $NGINX_PORT $WEFT_PORT $WEFT_F_PORT $WEFT_D_PORT; do
     body=$(curl -sf --max-time 5 "http://127.0.0.1:$port/") || die "GET :$port/ failed"
     [[ $body == ok ]] || die "GET :$port/ answered '$body', not 'ok'"
 done
 curl -sf --max-time 5 -D - -o /dev/null "http://127.0.0.1:$WEFT_F_PORT/" | grep -qi '^x-seen-bench: *1' ||
     die "the header-rewrite filter did not set x-bench on :$WEFT_F_PORT"
+curl -sf --max-time 5 -D - -o /dev/null "http://127.0.0.1:$WEFT_D_PORT/" | grep -qi '^x-route: *default' ||
+    die "the demo filters did not route the request on :$WEFT_D_PORT (no x-route: default)"
 if curl -sf --max-time 5 -D - -o /dev/null "http://127.0.0.1:$WEFT_PORT/" | grep -qi '^x-seen-bench'; then
     die "weft without plugins set x-bench on :$WEFT_PORT"
 fi
@@ -273,10 +295,10 @@ fi
 # --- 5. load --------------------------------------------------------------------
 
 declare -A RPS P50 P99 RSS NON2XX SOCKERR REQS LABEL
-TARGETS=(direct nginx weft weft_filter)
-LABEL=([direct]="direct (upstream)" [nginx]="nginx proxy" [weft]="weft, no plugins" [weft_filter]="weft + header filter")
-declare -A PORT=([direct]=$UP_PORT [nginx]=$NGINX_PORT [weft]=$WEFT_PORT [weft_filter]=$WEFT_F_PORT)
-declare -A PID=([direct]=$UP_PID [nginx]=$NGINX_PID [weft]=$WEFT_PID [weft_filter]=$WEFT_F_PID)
+TARGETS=(direct nginx weft weft_filter weft_demo)
+LABEL=([direct]="direct (upstream)" [nginx]="nginx proxy" [weft]="weft, no plugins" [weft_filter]="weft + header filter" [weft_demo]="weft + 5 demo filters")
+declare -A PORT=([direct]=$UP_PORT [nginx]=$NGINX_PORT [weft]=$WEFT_PORT [weft_filter]=$WEFT_F_PORT [weft_demo]=$WEFT_D_PORT)
+declare -A PID=([direct]=$UP_PID [nginx]=$NGINX_PID [weft]=$WEFT_PID [weft_filter]=$WEFT_F_PID [weft_demo]=$WEFT_D_PID)
 
 # wrk latency ("152.00us", "1.20ms", "2.00s") to microseconds.
 to_us() {
@@ -370,12 +392,14 @@ r_wn=$(ratio "${RPS[weft]}" "${RPS[nginx]}")
 r_wd=$(ratio "${RPS[weft]}" "${RPS[direct]}")
 r_nd=$(ratio "${RPS[nginx]}" "${RPS[direct]}")
 r_fw=$(ratio "${RPS[weft_filter]}" "${RPS[weft]}")
+r_dw=$(ratio "${RPS[weft_demo]}" "${RPS[weft]}")
 r_p99=$(ratio "${P99[weft]}" "${P99[nginx]}")
 echo
 echo "ratios (req/s):"
 echo "  weft / nginx proxy         ${r_wn}x"
 echo "  weft / direct              ${r_wd}x   (nginx proxy / direct ${r_nd}x)"
 echo "  weft + filter / weft       ${r_fw}x"
+echo "  weft + 5 filters / weft    ${r_dw}x"
 echo "  p99 weft / nginx proxy     ${r_p99}x   (lower is better)"
 
 verdict1="n/a (a run failed)"
@@ -388,14 +412,20 @@ if [[ $r_fw != n/a ]]; then
     if ge "$r_fw" 0.8; then verdict2="MET"; else verdict2="NOT MET"; fi
     verdict2+=" (${r_fw}x)"
 fi
+verdict3="n/a (a run failed)"
+if [[ $r_dw != n/a ]]; then
+    if ge "$r_dw" 0.8; then verdict3="MET"; else verdict3="NOT MET"; fi
+    verdict3+=" (${r_dw}x)"
+fi
 echo
 echo "targets (measured on this run; not a pass/fail of the script):"
 echo "  weft, no plugins >= 1.0x nginx req/s, p99 no worse:  $verdict1"
 echo "  weft + 1 header filter >= 0.8x weft, no plugins:     $verdict2"
+echo "  weft + the 5 demo filters >= 0.8x weft, no plugins:  $verdict3"
 
 # Anything odd in the servers' logs.
 echo
-for f in weft weft-filter; do
+for f in weft weft-filter weft-demo; do
     sed 's/\x1b\[[0-9;]*m//g' "$WORK/$f.log" >"$WORK/$f.plain.log"
     n=$(grep -cE '(^|[[:space:]])(WARN|ERROR)[[:space:]]' "$WORK/$f.plain.log" || true)
     echo "$f log: ${n:-0} WARN/ERROR lines"

@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod generation;
 pub mod life;
 pub mod metrics;
+pub mod scaffold;
 pub mod server;
 pub mod settings;
 pub mod tls;

@@ -35,7 +35,33 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+enum NewWhat {
+    /// A proxy-wasm filter project (Rust or Go), in DIR/NAME.
+    Filter {
+        /// The filter's name (lowercase letters, digits, '-', '_'); also its directory.
+        name: String,
+        /// rust or go.
+        #[arg(long, default_value = "rust")]
+        lang: weft_proxy::scaffold::Lang,
+        /// Where to create the project directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// Create a project from a template.
+    New {
+        #[command(subcommand)]
+        what: NewWhat,
+    },
+    /// Build a filter project (Cargo.toml or go.mod) for wasm32-wasip1; prints the .wasm path.
+    Build {
+        /// The project directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Run the proxy from a config file (reloads on SIGHUP or when the file changes).
     Run {
         /// The weft.yaml to serve.
@@ -191,6 +217,14 @@ fn main() -> ExitCode {
                 }),
             },
         ),
+        Command::New {
+            what: NewWhat::Filter { name, lang, dir },
+        } => weft_proxy::scaffold::new_filter(&name, lang, &dir)
+            .map(|p| println!("created {}", p.display()))
+            .map_err(Into::into),
+        Command::Build { dir } => weft_proxy::scaffold::build(&dir)
+            .map(|w| println!("{}", w.display()))
+            .map_err(Into::into),
         Command::Validate { config } => weft_proxy::server::validate(&config, &Default::default())
             .map(|()| {
                 println!("{}: ok", config.display());

@@ -20,6 +20,7 @@
 //!   - { name: probe, url: file://probe.wasm, phase: AUTHN, pluginConfig: { greeting: hello } }
 //! registries:                 # for oci:// urls: transport and credentials per registry host
 //!   - { host: "127.0.0.1:5000", plain_http: true, username: ci, password_file: registry.pass }
+//! plugins_dir: plugins.d      # kind: WasmPlugin manifests that apply to this node (see [`wasmplugin`])
 //! ```
 //!
 //! Durations are written `250ms`, `1.5s`, `1m`, `1h`; byte sizes as
@@ -29,6 +30,7 @@ mod error;
 mod model;
 mod units;
 mod validate;
+pub mod wasmplugin;
 
 #[cfg(test)]
 mod tests;
@@ -69,6 +71,7 @@ impl Config {
         validate::resolve(&mut config);
         let problems = validate::check(&config);
         if problems.is_empty() {
+            config.add_plugins_dir()?;
             Ok(config)
         } else {
             let mut errors: Vec<ConfigError> = problems
@@ -78,6 +81,57 @@ impl Config {
             // In file order; problems without a line stay last, in check order.
             errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
             Err(ConfigErrors { errors })
+        }
+    }
+
+    /// Adds the plugins of `plugins_dir` that apply to this node.
+    fn add_plugins_dir(&mut self) -> Result<(), ConfigErrors> {
+        let Some(dir) = self.plugins_dir.clone() else {
+            return Ok(());
+        };
+        let as_errors = |errors: Vec<wasmplugin::ManifestError>| ConfigErrors {
+            errors: errors
+                .into_iter()
+                .map(|e| ConfigError {
+                    file: e.file,
+                    path: e
+                        .document
+                        .map(|d| format!("document {d}"))
+                        .unwrap_or_default(),
+                    line: None,
+                    reason: e.reason,
+                })
+                .collect(),
+        };
+        let found = wasmplugin::load_dir(&dir, &self.node).map_err(as_errors)?;
+        let mut errors = Vec::new();
+        for p in found {
+            let problem = if self.plugins.iter().any(|q| q.name == p.name) {
+                Some(format!(
+                    "plugin {} is also defined in {}",
+                    p.name,
+                    self.file.display()
+                ))
+            } else {
+                p.listeners
+                    .iter()
+                    .flatten()
+                    .find(|l| !self.listeners.iter().any(|x| &x.name == *l))
+                    .map(|l| format!("plugin {}: spec.listeners: unknown listener {l}", p.name))
+            };
+            match problem {
+                Some(reason) => errors.push(wasmplugin::ManifestError {
+                    file: dir.clone(),
+                    document: None,
+                    reason,
+                }),
+                None => self.plugins.push(p),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(as_errors(errors))
         }
     }
 

@@ -44,6 +44,11 @@ pub struct Config {
     /// Directory for cached modules and compiled code (weft extension).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
+    /// A directory of `kind: WasmPlugin` manifests whose plugins apply to
+    /// this proxy (its `node` namespace and labels) and are added to
+    /// `plugins`; edits reload like the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugins_dir: Option<PathBuf>,
     /// Where the proxy accepts connections.
     pub listeners: Vec<Listener>,
     /// Upstream services.
@@ -71,6 +76,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(10),
             buffer_limit: MIB,
             cache_dir: None,
+            plugins_dir: None,
             listeners: Vec::new(),
             clusters: Vec::new(),
             plugins: Vec::new(),

@@ -63,6 +63,7 @@ pub(crate) fn resolve(config: &mut Config) {
         log.path.as_mut().map(fix);
     }
     config.cache_dir.as_mut().map(fix);
+    config.plugins_dir.as_mut().map(fix);
     for r in &mut config.registries {
         r.password_file.as_mut().map(fix);
         r.ca.as_mut().map(fix);

@@ -172,6 +172,7 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
         let mut file_config = (*generation.config).clone();
         let mut from_controller: Vec<weft_config::PluginSpec> = Vec::new();
         let mut applied: Option<(String, crate::discovery::Report)> = None;
+        let mut last_dir = plugins_dir_fingerprint(&file_config);
         let mut discovery = options
             .controller
             .clone()
@@ -187,9 +188,14 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
                 _ = hup.recv() => { tracing::info!("SIGHUP: reloading {}", path.display()); Wake::Reload }
                 _ = tick.tick() => {
                     let m = mtime(path);
+                    let dir = plugins_dir_fingerprint(&file_config);
                     if options.watch_file && m.is_some() && m != last_mtime {
                         last_mtime = m;
                         tracing::info!("{} changed: reloading", path.display());
+                        Wake::Reload
+                    } else if options.watch_file && dir != last_dir {
+                        last_dir = dir;
+                        tracing::info!("the plugins directory changed: reloading");
                         Wake::Reload
                     } else {
                         Wake::Idle
@@ -268,6 +274,7 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
                     match reload_once(path, &loader, &admin, next_id, workers, &from_controller).await {
                         Ok((next, file)) => {
                             file_config = file;
+                            last_dir = plugins_dir_fingerprint(&file_config);
                             next_id += 1;
                             retry = RetryPlan::for_generation(&next);
                             swap(next, &mut background);
@@ -383,6 +390,14 @@ async fn retry_pending(
     next.bind_listeners(Some(current), workers)
         .map_err(|e| anyhow!("{e}"))?;
     Ok(Arc::new(next))
+}
+
+/// A fingerprint of the config's `plugins_dir`, if it has one.
+fn plugins_dir_fingerprint(config: &weft_config::Config) -> Option<u64> {
+    config
+        .plugins_dir
+        .as_deref()
+        .map(weft_config::wasmplugin::dir_fingerprint)
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {

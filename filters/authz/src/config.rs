@@ -5,6 +5,7 @@ use crate::jwt::{Alg, KeySet};
 use crate::policy::{Cidr, Key, Pattern};
 use serde::Deserialize;
 use std::time::Duration;
+pub use weft_filter_match::config::parse_duration;
 
 #[derive(Deserialize)]
 #[serde(
@@ -298,32 +299,6 @@ pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
 pub const DEFAULT_JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_EXT_AUTHZ_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Parses `250ms`, `1.5s`, `1m`, `1h` (the syntax of weft's own config).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid =
-        || format!("invalid duration {text:?}: expected a number followed by ms, s, m or h");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(invalid)?;
-    let (number, unit) = text.split_at(split);
-    let unit_ms: f64 = match unit {
-        "ms" => 1.0,
-        "s" => 1_000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        _ => return Err(invalid()),
-    };
-    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
-        return Err(invalid());
-    }
-    let n: f64 = number.parse().map_err(|_| invalid())?;
-    let ms = n * unit_ms;
-    if !(0.0..=1e12).contains(&ms) {
-        return Err(format!("invalid duration {text:?}: too large"));
-    }
-    Ok(Duration::from_micros((ms * 1000.0) as u64))
-}
 
 fn duration_in(
     field: &str,
@@ -693,22 +668,7 @@ impl Config {
         if raw.trim_ascii().is_empty() {
             return Ok(Config::default());
         }
-        let de = &mut serde_json::Deserializer::from_slice(raw);
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            // The position in the JSON weft made of the YAML means
-            // nothing to the user; the path says where.
-            let inner = e.inner().to_string();
-            let inner = match inner.rfind(" at line ") {
-                Some(i) if inner[i..].contains(" column ") => inner[..i].to_owned(),
-                _ => inner,
-            };
-            if path == "." {
-                inner
-            } else {
-                format!("{path}: {inner}")
-            }
-        })?;
+        let raw: RawConfig = weft_filter_match::config::from_json(raw)?;
         let mut jwt_rules: Vec<JwtRule> = Vec::new();
         for (i, r) in raw.jwt_rules.into_iter().enumerate() {
             let at = format!("jwtRules[{i}]");

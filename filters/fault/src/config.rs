@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use std::time::Duration;
+pub use weft_filter_match::config::parse_duration;
 use weft_filter_match::{HttpRouteMatch, Matcher, Request};
 
 #[derive(Deserialize)]
@@ -116,41 +117,6 @@ pub const GRPC_CODES: [&str; 17] = [
 pub const MIN_DELAY: Duration = Duration::from_millis(1);
 pub const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 
-/// Parses `250ms`, `1.5s`, `1m`, `1h` (the syntax of weft's own config).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid =
-        || format!("invalid duration {text:?}: expected a number followed by ms, s, m or h");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(invalid)?;
-    let (number, unit) = text.split_at(split);
-    let unit_nanos: u128 = match unit {
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        _ => return Err(invalid()),
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits(whole) || !digits(fraction) || number.ends_with('.') {
-        return Err(invalid());
-    }
-    let too_large = || format!("invalid duration {text:?}: too large");
-    let whole: u128 = whole.parse().map_err(|_| too_large())?;
-    let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(too_large)?;
-    let mut scale = unit_nanos;
-    for d in fraction.bytes() {
-        scale /= 10;
-        if scale == 0 {
-            break;
-        }
-        nanos += u128::from(d - b'0') * scale;
-    }
-    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_large())?;
-    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
-}
-
 fn percentage(at: &str, p: Option<RawPercentage>) -> Result<f64, String> {
     match p {
         None => Ok(100.0),
@@ -231,15 +197,7 @@ impl Config {
         let raw: RawConfig = if raw.is_empty() {
             RawConfig { rules: Vec::new() }
         } else {
-            let de = &mut serde_json::Deserializer::from_slice(raw);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                if path == "." {
-                    e.inner().to_string()
-                } else {
-                    format!("{path}: {}", e.inner())
-                }
-            })?
+            weft_filter_match::config::from_json(raw)?
         };
         let mut rules = Vec::new();
         for (i, r) in raw.rules.into_iter().enumerate() {

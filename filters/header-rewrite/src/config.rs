@@ -141,15 +141,7 @@ impl Config {
         let raw: RawConfig = if raw.is_empty() {
             RawConfig { rules: Vec::new() }
         } else {
-            let de = &mut serde_json::Deserializer::from_slice(raw);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                if path == "." {
-                    e.inner().to_string()
-                } else {
-                    format!("{path}: {}", e.inner())
-                }
-            })?
+            weft_filter_match::config::from_json(raw)?
         };
         let mut rules = Vec::new();
         for (i, r) in raw.rules.into_iter().enumerate() {

@@ -1,7 +1,10 @@
 //! `weft-filter-match`: the Gateway API `HTTPRouteMatch` (`path`,
 //! `headers`, `queryParams`, `method`) as weft's filters share it — the
 //! serde model users write, compiled once at configure time, and matched
-//! against a request without touching the host (so it is tested natively).
+//! against a request without touching the host (so it is tested natively);
+//! and the [`config`] helpers every filter's `on_configure` uses.
+
+pub mod config;
 
 use serde::Deserialize;
 

@@ -693,15 +693,7 @@ impl Config {
                 rules: Vec::new(),
             }
         } else {
-            let de = &mut serde_json::Deserializer::from_slice(raw);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                if path == "." {
-                    e.inner().to_string()
-                } else {
-                    format!("{path}: {}", e.inner())
-                }
-            })?
+            weft_filter_match::config::from_json(raw)?
         };
         let mut hostnames = Vec::new();
         for (i, h) in raw.hostnames.iter().enumerate() {

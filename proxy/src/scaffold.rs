@@ -691,6 +691,22 @@ mod tests {
     }
 
     #[test]
+    fn the_rust_example_is_the_template_output() {
+        // examples/rust-filter was made by `weft new filter rust-filter`;
+        // its code must not drift from what the template writes.
+        let tmp = TempDir::new();
+        let project = new_filter("rust-filter", Lang::Rust, &tmp.0).unwrap();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rust-filter");
+        for file in ["src/lib.rs", "tests/filter.rs"] {
+            assert_eq!(
+                read(&project.join(file)),
+                read(&example.join(file)),
+                "examples/rust-filter/{file} differs from the template"
+            );
+        }
+    }
+
+    #[test]
     fn names_are_checked_and_projects_not_overwritten() {
         let tmp = TempDir::new();
         for bad in ["", "My", "1x", "a b", "a/b", "../x"] {

@@ -511,6 +511,13 @@ impl Vm {
         *self.tick.borrow_mut() = Some(task.abort_handle());
     }
 
+    /// Runs the root context's `proxy_on_tick` now, as the tick timer does
+    /// (for test harnesses that drive time by hand; a filter's own period
+    /// keeps running too).
+    pub async fn tick(&self) {
+        self.on_tick().await;
+    }
+
     async fn on_tick(&self) {
         let mut inner = self.inner.lock().await;
         if self.broken.get() {

@@ -30,10 +30,10 @@
 //!
 //! # Time
 //! The host drives `proxy_on_tick` from a real-time timer at the period the
-//! filter sets; it offers no way to fire a tick by hand, so neither does
-//! the harness. A phase that waits for a tick (a delayed request) simply
-//! returns once the tick resumed it, and [`Harness::run_for`] lets ticks run
-//! while no phase is in flight. Every wait is bounded by the phase timeout
+//! filter sets; [`Harness::tick`] fires one by hand (a test that advances
+//! time tick by tick), and [`Harness::run_for`] lets the timer's ticks run
+//! while no phase is in flight. A phase that waits for a tick (a delayed
+//! request) returns once a tick resumed it. Every wait is bounded by the phase timeout
 //! (10 s by default, [`HarnessBuilder::phase_timeout`]).
 //!
 //! # Sharing
@@ -358,7 +358,8 @@ impl HarnessBuilder {
         });
         let instance = local.block_on(&rt, PluginInstance::start(plugin.clone(), boundary))?;
         Ok(Harness {
-            chain: FilterChain::new(vec![instance]),
+            chain: FilterChain::new(vec![instance.clone()]),
+            instance,
             plugin,
             runtime,
             calls,
@@ -375,6 +376,7 @@ impl HarnessBuilder {
 /// A filter loaded into weft's host, ready to run streams.
 pub struct Harness {
     chain: FilterChain,
+    instance: Rc<PluginInstance>,
     plugin: Arc<Plugin>,
     runtime: Arc<Runtime>,
     calls: Rc<RefCell<Calls>>,
@@ -482,6 +484,18 @@ impl Harness {
         } else {
             Err(HarnessError::UnknownCall(id))
         }
+    }
+
+    /// Fires the plugin's `proxy_on_tick` now (whatever period it set), then
+    /// lets the runtime settle what the tick started (a resumed stream, a
+    /// dispatched call).
+    pub fn tick(&self) -> Result<(), HarnessError> {
+        self.local.block_on(&self.rt, async {
+            let vm = self.instance.vm().await?;
+            vm.tick().await;
+            tokio::task::yield_now().await;
+            Ok::<_, HarnessError>(())
+        })
     }
 
     /// Lets the runtime run for `d` of real time (ticks, call answers,

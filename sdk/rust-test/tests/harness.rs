@@ -229,6 +229,20 @@ fn a_stream_paused_for_a_tick_resumes_by_itself() -> Result<(), HarnessError> {
 }
 
 #[test]
+fn ticks_can_be_fired_by_hand() -> Result<(), HarnessError> {
+    // An hour-long period: only the ticks the test fires happen.
+    let h = Harness::load(probe()?)
+        .name("probe-ticks")
+        .config(json!({"tick_ms": 3_600_000}))
+        .start()?;
+    for _ in 0..3 {
+        h.tick()?;
+    }
+    assert_eq!(h.metric("probe_ticks"), Some(MetricValue::Counter(3)));
+    Ok(())
+}
+
+#[test]
 fn bad_test_input_is_an_error_naming_it() -> Result<(), HarnessError> {
     let h = Harness::load(probe()?).start()?;
     let mut s = h.stream();

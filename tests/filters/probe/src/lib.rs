@@ -38,11 +38,12 @@ thread_local! {
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(Root { config: Rc::new(Config::default()), requests: 0, logs: 0, queue_id: None })
+        Box::new(Root { ticks: 0, config: Rc::new(Config::default()), requests: 0, logs: 0, queue_id: None })
     });
 }}
 
 struct Root {
+    ticks: u32,
     config: Rc<Config>,
     requests: u32,
     logs: u32,
@@ -85,6 +86,8 @@ impl RootContext for Root {
         self.logs =
             proxy_wasm::hostcalls::define_metric(MetricType::Counter, "probe_logs").unwrap_or(0);
         proxy_wasm::hostcalls::define_metric(MetricType::Gauge, "probe_gauge").ok();
+        self.ticks =
+            proxy_wasm::hostcalls::define_metric(MetricType::Counter, "probe_ticks").unwrap_or(0);
         proxy_wasm::hostcalls::define_metric(MetricType::Histogram, "probe_sizes").ok();
         if config.tick_ms > 0 {
             self.set_tick_period(Duration::from_millis(config.tick_ms));
@@ -97,6 +100,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        proxy_wasm::hostcalls::increment_metric(self.ticks, 1).ok();
         let waiting: Vec<u32> = WAITING.with(|w| w.borrow_mut().drain(..).collect());
         for id in waiting {
             if proxy_wasm::hostcalls::set_effective_context(id).is_ok() {

@@ -693,7 +693,7 @@ async fn attempt(
 /// Response phases, then the body downstream.
 async fn respond(
     mut chain: ChainStream,
-    response: Response<Incoming>,
+    response: Response<crate::upstream::ResponseBody>,
     mut record: AccessRecord,
     listener: Rc<ListenerCtx>,
     limit: usize,
@@ -758,7 +758,7 @@ type Step = (Option<Box<Pump>>, Option<Result<Frame<Bytes>, BoxError>>);
 /// filters pass at once leaves in the same write as the headers.
 struct Pump {
     chain: ChainStream,
-    body: Incoming,
+    body: crate::upstream::ResponseBody,
     record: AccessRecord,
     listener: Rc<ListenerCtx>,
     limit: usize,

@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_rustls::TlsConnector;
@@ -170,6 +170,68 @@ struct Idle {
     since: Instant,
 }
 
+/// A response and, for HTTP/1 with keep-alive, its connection.
+type H1Answer = (Response<Incoming>, Option<http1::SendRequest<UpstreamBody>>);
+
+/// An upstream response body. An HTTP/1 connection goes back to its
+/// endpoint's pool when the body is done with — read to its end, or
+/// dropped (hyper then closes the connection, and the pool skips it) —
+/// without a task per request.
+pub struct ResponseBody {
+    inner: Incoming,
+    checkin: Option<(Weak<LocalEndpoint>, http1::SendRequest<UpstreamBody>)>,
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("inner", &self.inner)
+            .field("pooled", &self.checkin.is_some())
+            .finish()
+    }
+}
+
+impl ResponseBody {
+    fn check_in(&mut self) {
+        if let Some((ep, sender)) = self.checkin.take()
+            && !sender.is_closed()
+            && let Some(ep) = ep.upgrade()
+        {
+            ep.put_idle(sender);
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        self.check_in();
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) {
+            self.check_in();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 struct H2Conn {
     sender: http2::SendRequest<UpstreamBody>,
     last_used: Cell<Instant>,
@@ -187,10 +249,12 @@ impl LocalEndpoint {
         }
     }
 
+    /// The most recently used idle connection that is still open (it may
+    /// still be finishing its last response: callers wait for `ready`).
     fn take_idle(&self, idle_timeout: Duration) -> Option<http1::SendRequest<UpstreamBody>> {
         let mut idle = self.idle.borrow_mut();
         while let Some(i) = idle.pop() {
-            if i.sender.is_ready() && i.since.elapsed() < idle_timeout {
+            if !i.sender.is_closed() && i.since.elapsed() < idle_timeout {
                 return Some(i.sender);
             }
         }
@@ -380,16 +444,19 @@ impl ClusterInner {
         let req = self.prepare(req, &ep)?;
         let result = match self.settings().protocol {
             UpstreamProtocol::Http1 => self.send_h1(&ep, req).await,
-            UpstreamProtocol::Http2 => self.send_h2(&ep, req).await,
+            UpstreamProtocol::Http2 => self.send_h2(&ep, req).await.map(|r| (r, None)),
         };
-        self.record(&ep, &result);
-        result.map(|response| UpstreamResponse {
-            response,
+        self.record(&ep, result.as_ref().map(|(r, _)| r));
+        result.map(|(response, sender)| UpstreamResponse {
+            response: response.map(|inner| ResponseBody {
+                inner,
+                checkin: sender.map(|s| (Rc::downgrade(&ep), s)),
+            }),
             endpoint: ep.shared.address,
         })
     }
 
-    fn record(&self, ep: &LocalEndpoint, result: &Result<Response<Incoming>, UpstreamError>) {
+    fn record(&self, ep: &LocalEndpoint, result: Result<&Response<Incoming>, &UpstreamError>) {
         let outcome = match result {
             Ok(r) if r.status().is_server_error() => {
                 bump(&self.counters.responses_5xx);
@@ -520,20 +587,30 @@ impl ClusterInner {
         }
     }
 
+    /// Sends on a pooled HTTP/1 connection, or a new one. The connection
+    /// comes back with the response, for the response body to return it to
+    /// the pool ([`ResponseBody`]); none when keep-alive is off.
     async fn send_h1(
         self: &Rc<Self>,
         ep: &Rc<LocalEndpoint>,
         mut req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<H1Answer, UpstreamError> {
         let idle_timeout = self.settings().idle_timeout;
+        let keep = |sender| {
+            if idle_timeout.is_zero() {
+                None // no keep-alive: the connection closes after this response
+            } else {
+                Some(sender)
+            }
+        };
         // Pooled connections first; one that turns out closed before the
         // request was written gives the request back for the next.
         while let Some(mut sender) = ep.take_idle(idle_timeout) {
+            if sender.ready().await.is_err() {
+                continue;
+            }
             match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    self.check_in_when_ready(ep, sender);
-                    return Ok(resp);
-                }
+                Ok(resp) => return Ok((resp, keep(sender))),
                 Err(mut e) => match e.take_message() {
                     Some(r) => req = r,
                     None => return Err(self.request_error(ep, e.into_error())),
@@ -543,35 +620,16 @@ impl ClusterInner {
         let mut sender = self.connect_h1(ep).await?;
         match sender.try_send_request(req).await {
             Ok(resp) => {
-                self.check_in_when_ready(ep, sender);
-                Ok(resp)
+                if !idle_timeout.is_zero() {
+                    self.start_sweeper();
+                }
+                Ok((resp, keep(sender)))
             }
             Err(mut e) => match e.take_message() {
                 Some(_) => Err(self.closed_before_sending(ep, e.error())),
                 None => Err(self.request_error(ep, e.into_error())),
             },
         }
-    }
-
-    /// Returns an HTTP/1 connection to the pool once its response body has
-    /// been read (hyper makes it ready again), or drops it if it closes.
-    fn check_in_when_ready(
-        self: &Rc<Self>,
-        ep: &Rc<LocalEndpoint>,
-        mut sender: http1::SendRequest<UpstreamBody>,
-    ) {
-        if self.settings().idle_timeout.is_zero() {
-            return; // no keep-alive: the connection closes after this response
-        }
-        let ep = Rc::downgrade(ep);
-        tokio::task::spawn_local(async move {
-            if sender.ready().await.is_ok()
-                && let Some(ep) = ep.upgrade()
-            {
-                ep.put_idle(sender);
-            }
-        });
-        self.start_sweeper();
     }
 
     /// Closes connections idle for longer than `idle_timeout`, on a timer

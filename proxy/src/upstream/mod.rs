@@ -61,7 +61,7 @@ mod test_util;
 #[cfg(test)]
 mod tests;
 
-pub use cluster::{Cluster, ClusterSet};
+pub use cluster::{Cluster, ClusterSet, ResponseBody};
 pub use error::UpstreamError;
 pub use settings::{
     CircuitBreakerSettings, ClusterSettings, EndpointSettings, HealthCheckSettings, LbPolicy,
@@ -80,7 +80,7 @@ pub type UpstreamBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes,
 /// A response head from an endpoint; its body streams from the upstream.
 #[derive(Debug)]
 pub struct UpstreamResponse {
-    pub response: http::Response<hyper::body::Incoming>,
+    pub response: http::Response<ResponseBody>,
     /// The endpoint that answered.
     pub endpoint: std::net::SocketAddr,
 }

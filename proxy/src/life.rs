@@ -43,16 +43,20 @@ fn boxed<B: Body<Data = Bytes, Error = BoxError> + 'static>(b: B) -> ProxyBody {
     Box::pin(b)
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-];
+/// Hop-by-hop headers (RFC 9110 §7.6.1 and the usual non-standard ones),
+/// as parsed names so removing them needs no parsing per request.
+static HOP_BY_HOP: std::sync::LazyLock<[HeaderName; 8]> = std::sync::LazyLock::new(|| {
+    [
+        CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        http::header::PROXY_AUTHENTICATE,
+        http::header::PROXY_AUTHORIZATION,
+        TE,
+        http::header::TRAILER,
+        UPGRADE,
+    ]
+});
 
 /// Largest request body kept for replay on retry.
 const REPLAY_LIMIT: usize = 64 * 1024;
@@ -62,17 +66,20 @@ fn full(b: impl Into<Bytes>) -> ProxyBody {
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
+    if headers.contains_key(CONNECTION) {
+        // Headers the client named as hop-by-hop go too.
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
     }
-    for h in HOP_BY_HOP {
+    for h in HOP_BY_HOP.iter() {
         headers.remove(h);
     }
     headers.remove(TRANSFER_ENCODING);
@@ -148,36 +155,44 @@ fn fill_request(
         .map(|p| p.as_str())
         .unwrap_or("/");
     let mut block = HeaderBlock::new(headers);
-    block.set_pseudo(":method", parts.method.as_str().to_owned());
+    block.set_pseudo(":method", method_bytes(&parts.method));
     block.set_pseudo(":scheme", scheme);
     block.set_pseudo(":authority", authority);
     block.set_pseudo(":path", path.to_owned());
-    let request_id = match block.map.get("x-request-id").and_then(|v| v.to_str().ok()) {
+    let request_id = match block.map.get(&*X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
         Some(id) if !id.is_empty() => id.to_owned(),
         _ => {
             let id = new_request_id();
-            if let Ok(v) = HeaderValue::from_str(&id) {
-                block.map.insert("x-request-id", v);
+            if let Ok(v) = HeaderValue::from_bytes(&id) {
+                block.map.insert(X_REQUEST_ID.clone(), v);
             }
-            id
+            // Lowercase hex digits and dashes: always UTF-8.
+            String::from_utf8_lossy(&id).into_owned()
         }
     };
     if let Some(src) = conn.source {
-        let ip = src.ip().to_string();
-        let xff = match block
-            .map
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip,
+        use std::io::Write;
+        let mut buf = [0u8; 64];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cursor, "{}", src.ip());
+        let n = cursor.position() as usize;
+        let ip = &buf[..n];
+        let value = match block.map.get(&*X_FORWARDED_FOR) {
+            Some(prev) => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + n);
+                v.extend_from_slice(prev.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip);
+                HeaderValue::from_bytes(&v)
+            }
+            None => HeaderValue::from_bytes(ip),
         };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            block.map.insert("x-forwarded-for", v);
+        if let Ok(v) = value {
+            block.map.insert(X_FORWARDED_FOR.clone(), v);
         }
     }
     block.map.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
     data.request_headers = block;
@@ -191,17 +206,49 @@ fn fill_request(
     data.connection = conn;
 }
 
-fn new_request_id() -> String {
-    let v: u128 = rand::random();
-    let b = v.to_be_bytes();
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_be_bytes([b[4], b[5]]),
-        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
-        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
-        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
-    )
+static X_REQUEST_ID: std::sync::LazyLock<HeaderName> =
+    std::sync::LazyLock::new(|| HeaderName::from_static("x-request-id"));
+static X_FORWARDED_FOR: std::sync::LazyLock<HeaderName> =
+    std::sync::LazyLock::new(|| HeaderName::from_static("x-forwarded-for"));
+static X_FORWARDED_PROTO: std::sync::LazyLock<HeaderName> =
+    std::sync::LazyLock::new(|| HeaderName::from_static("x-forwarded-proto"));
+
+/// The request method as bytes, without an allocation for the usual ones.
+fn method_bytes(m: &http::Method) -> Bytes {
+    use http::Method;
+    let s: &'static str = match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => return Bytes::copy_from_slice(m.as_str().as_bytes()),
+    };
+    Bytes::from_static(s.as_bytes())
+}
+
+/// A random (version 4) UUID in its 36-character text form.
+fn new_request_id() -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut out = [0u8; 36];
+    let mut o = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[o] = b'-';
+            o += 1;
+        }
+        out[o] = HEX[usize::from(byte >> 4)];
+        out[o + 1] = HEX[usize::from(byte & 0x0f)];
+        o += 2;
+    }
+    out
 }
 
 /// A plain-text response from the proxy itself.
@@ -954,5 +1001,46 @@ impl Drop for FilteredBody {
             }
             PumpState::Done => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_version_4_uuids() {
+        let a = new_request_id();
+        let text = std::str::from_utf8(&a).expect("ascii");
+        assert_eq!(text.len(), 36);
+        for (i, c) in text.char_indices() {
+            match i {
+                8 | 13 | 18 | 23 => assert_eq!(c, '-', "{text}"),
+                14 => assert_eq!(c, '4', "{text}"),
+                19 => assert!("89ab".contains(c), "{text}"),
+                _ => assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{text}"),
+            }
+        }
+        assert_ne!(a, new_request_id());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-kept"]);
+        assert_eq!(method_bytes(&http::Method::GET), Bytes::from_static(b"GET"));
+        let custom = http::Method::from_bytes(b"PURGE").expect("method");
+        assert_eq!(method_bytes(&custom), Bytes::from_static(b"PURGE"));
     }
 }

@@ -92,9 +92,9 @@ fn ring_hash_keeps_a_key_on_one_endpoint() {
 
 #[test]
 fn least_request_avoids_the_busy_endpoint() {
-    // `slow` holds every request for a second; `fast` answers at once.
+    // `slow` holds every request for three seconds; `fast` answers at once.
     let slow = serve(|_| {
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_secs(3));
         Response::builder()
             .header("x-upstream", "slow")
             .body(Full::new(Bytes::new()))
@@ -105,12 +105,12 @@ fn least_request_avoids_the_busy_endpoint() {
         r#"{{ name: up, lb_policy: least_request, endpoints: ["{}", "{}"] }}"#,
         slow.addr, fast.addr
     ));
-    // Requests 50 ms apart: once `slow` holds one, it is always the
+    // Requests 100 ms apart: once `slow` holds one, it is always the
     // busier of the two, so (with two endpoints, both are the "two
     // choices") everything else goes to `fast`.
     let threads: Vec<_> = (0..10)
         .map(|i| {
-            std::thread::sleep(Duration::from_millis(if i == 0 { 0 } else { 50 }));
+            std::thread::sleep(Duration::from_millis(if i == 0 { 0 } else { 100 }));
             std::thread::spawn(move || {
                 let r = get(&format!("http://127.0.0.1:{port}/"), &[]);
                 r.header("x-upstream").unwrap_or("?").to_owned()

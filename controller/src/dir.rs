@@ -504,6 +504,15 @@ mod tests {
             .iter()
             .map(|p| PluginKey::of(p).to_string())
             .collect();
-        assert_eq!(names, ["weft-system/header-rewrite", "shop/authz"]);
+        assert_eq!(
+            names,
+            [
+                "weft-system/header-rewrite",
+                "shop/authz",
+                "shop/fault",
+                "shop/router",
+                "shop/mirror"
+            ]
+        );
     }
 }

@@ -33,20 +33,27 @@
 //! - **Sources**: [`dir::DirSource`] reads manifests from a directory and
 //!   polls it; a bad file or document (wrong kind, a field of the wrong
 //!   type, an unknown field, an invalid spec) is reported (file, document
-//!   index, reason) without dropping the other plugins. A Kubernetes source
-//!   (kube-runtime reflectors on WasmPlugins, Pods, Services and Gateways)
-//!   would feed the same [`snapshot::PluginChange`]s and workload upserts.
+//!   index, reason) without dropping the other plugins. The Kubernetes
+//!   source ([`kubernetes`], `run --kubernetes`) watches WasmPlugins, Pods
+//!   and Services in every namespace with `kube::runtime` watchers and
+//!   feeds the same [`snapshot::PluginChange`]s, plus
+//!   [`snapshot::WorkloadChange`]s from pods (labels, service account, IP,
+//!   the Services selecting them, the Gateway of their `gateway-name`
+//!   label); a proxy's pod, when known, is its workload.
 //! - **Serving** ([`server`]): `POST /v1/stream` (newline-delimited JSON
 //!   over HTTP/2 or HTTP/1.1): the proxy sends its node identity, then
 //!   ACK/NACK reports; the controller sends the full snapshot at connect
 //!   and a new one only when that proxy's snapshot changes. `GET /status`
-//!   shows each plugin's status (the `status` a Kubernetes writer would
-//!   set: `Accepted`, `Ready`, proxies loaded and failed, last errors) and
-//!   `GET /metrics` Prometheus metrics.
+//!   shows each plugin's status (`Accepted`, `Ready`, proxies loaded and
+//!   failed, last errors) and `GET /metrics` Prometheus metrics. In
+//!   Kubernetes mode the same status is merge-patched onto each
+//!   WasmPlugin's `status` subresource when it changes
+//!   ([`kubernetes::status_patch`]).
 
 pub mod crd;
 pub mod debounce;
 pub mod dir;
+pub mod kubernetes;
 pub mod select;
 pub mod server;
 pub mod snapshot;

@@ -1,5 +1,6 @@
 //! `weft-controller`: prints the WasmPlugin CRD, or serves snapshots to
-//! weft proxies from a directory of WasmPlugin manifests.
+//! weft proxies from a directory of WasmPlugin manifests or from the
+//! Kubernetes API (WasmPlugins, Pods and Services, all namespaces).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -9,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use weft_controller::debounce::{DebounceConfig, debounce};
 use weft_controller::dir::DirSource;
+use weft_controller::kubernetes::KubeOptions;
 use weft_controller::select::DEFAULT_ROOT_NAMESPACE;
 use weft_controller::server::{Hub, serve};
 use weft_controller::snapshot::{Engine, PluginChange};
@@ -30,8 +32,23 @@ enum Command {
     /// Serve snapshots to proxies.
     Run {
         /// Read WasmPlugin manifests (*.yaml, *.yml) from this directory, and watch it.
+        #[arg(
+            long,
+            required_unless_present = "kubernetes",
+            conflicts_with = "kubernetes"
+        )]
+        from_dir: Option<PathBuf>,
+        /// Watch WasmPlugins, Pods and Services in every namespace of the
+        /// cluster (in-cluster service account, or the kubeconfig), and
+        /// write each WasmPlugin's status.
         #[arg(long)]
-        from_dir: PathBuf,
+        kubernetes: bool,
+        /// With --kubernetes: only pods matching this label selector are workloads.
+        #[arg(long, requires = "kubernetes")]
+        pod_selector: Option<String>,
+        /// With --kubernetes: write statuses once changes stopped for this long.
+        #[arg(long, default_value = "500ms", value_parser = duration)]
+        status_quiet: Duration,
         /// Address of the streaming, /status and /metrics server.
         #[arg(long, default_value = "127.0.0.1:15010")]
         listen: SocketAddr,
@@ -64,6 +81,9 @@ fn main() -> anyhow::Result<()> {
         Command::Crd => print!("{}", weft_controller::crd::crd_yaml()?),
         Command::Run {
             from_dir,
+            kubernetes,
+            pod_selector,
+            status_quiet,
             listen,
             root_namespace,
             poll_interval,
@@ -73,16 +93,29 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(run(
-                from_dir,
-                listen,
-                root_namespace,
-                poll_interval,
-                DebounceConfig {
-                    quiet: debounce_quiet,
-                    max: debounce_max,
-                },
-            ))?;
+            let debounce_cfg = DebounceConfig {
+                quiet: debounce_quiet,
+                max: debounce_max,
+            };
+            match from_dir {
+                Some(dir) if !kubernetes => rt.block_on(run(
+                    dir,
+                    listen,
+                    root_namespace,
+                    poll_interval,
+                    debounce_cfg,
+                ))?,
+                _ => rt.block_on(run_kubernetes(
+                    listen,
+                    root_namespace,
+                    KubeOptions {
+                        pod_selector,
+                        debounce: debounce_cfg,
+                        status_quiet,
+                        ..KubeOptions::default()
+                    },
+                ))?,
+            }
         }
     }
     Ok(())
@@ -134,6 +167,29 @@ async fn run(
             }
         }
     });
+    serve(listener, hub).await?;
+    Ok(())
+}
+
+async fn run_kubernetes(
+    listen: SocketAddr,
+    root_ns: String,
+    opts: KubeOptions,
+) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or kubeconfig)")?;
+    let hub = Hub::new(Engine::new(root_ns));
+    let synced = weft_controller::kubernetes::start(client, hub.clone(), opts);
+    // The first lists are applied before serving, so the first proxies get
+    // complete snapshots.
+    synced
+        .await
+        .context("the Kubernetes watchers stopped before their first lists")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(listen = %listener.local_addr()?, "serving (kubernetes)");
     serve(listener, hub).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@
 
 use crate::crd::{Condition, ProxyError, WasmPluginStatus};
 use crate::select::{PluginKey, Workload, WorkloadKey};
-use crate::snapshot::{Engine, PluginChange, PluginState, Snapshot};
+use crate::snapshot::{Engine, PluginChange, PluginState, Snapshot, WorkloadChange};
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -48,6 +48,9 @@ pub struct Report {
 
 struct Proxy {
     conn: u64,
+    /// The workload the proxy's `node` block describes (used when no
+    /// workload source knows it).
+    node: Workload,
     tx: watch::Sender<Bytes>,
     sent: String,
     report: Option<Report>,
@@ -66,6 +69,9 @@ struct State {
     engine: Engine,
     proxies: BTreeMap<WorkloadKey, Proxy>,
     source_errors: Vec<String>,
+    /// Workloads a workload source (Kubernetes Pods) reported; they win
+    /// over a proxy's own `node` block and outlive its connection.
+    sourced: std::collections::BTreeSet<WorkloadKey>,
 }
 
 /// The controller's shared state: the engine, the connected proxies and
@@ -75,6 +81,9 @@ pub struct Hub {
     next_conn: AtomicU64,
     metrics: Metrics,
     registry: Registry,
+    /// Bumped whenever something a plugin's status depends on may have
+    /// changed (plugins, workloads, connections, reports).
+    status_tick: watch::Sender<u64>,
 }
 
 /// The `/status` document.
@@ -121,11 +130,80 @@ impl Hub {
                 engine,
                 proxies: BTreeMap::new(),
                 source_errors: Vec::new(),
+                sourced: std::collections::BTreeSet::new(),
             }),
             next_conn: AtomicU64::new(1),
             metrics,
             registry,
+            status_tick: watch::channel(0).0,
         })
+    }
+
+    /// A receiver that is marked changed whenever the plugins' status may
+    /// have changed (what the Kubernetes status writer waits on).
+    pub fn status_changes(&self) -> watch::Receiver<u64> {
+        self.status_tick.subscribe()
+    }
+
+    fn touch_status(&self) {
+        self.status_tick.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Pushes the connected proxies among `changed` their new snapshot.
+    fn push(&self, st: &mut State, changed: &std::collections::BTreeSet<WorkloadKey>) {
+        let State {
+            engine, proxies, ..
+        } = st;
+        for wk in changed {
+            if let (Some(p), Some(snap)) = (proxies.get_mut(wk), engine.snapshot(wk))
+                && p.sent != snap.version
+            {
+                p.sent = snap.version.clone();
+                p.tx.send_replace(line(snap));
+                self.metrics.pushes.inc();
+            }
+        }
+    }
+
+    /// Applies workload changes from a workload source (Kubernetes Pods)
+    /// and pushes the connected proxies whose snapshot changed; returns
+    /// the workloads whose snapshot changed. A sourced workload wins over
+    /// the `node` block its proxy sent; when the source removes it while
+    /// its proxy is still connected, the proxy's `node` workload is used
+    /// again.
+    pub fn apply_workloads(&self, changes: Vec<WorkloadChange>) -> Vec<WorkloadKey> {
+        let mut st = self.state.lock();
+        let mut changed = std::collections::BTreeSet::new();
+        for c in changes {
+            match c {
+                WorkloadChange::Upsert(w) => {
+                    let key = w.key();
+                    st.sourced.insert(key.clone());
+                    if st.engine.upsert_workload(w) {
+                        changed.insert(key);
+                    }
+                }
+                WorkloadChange::Remove(key) => {
+                    if !st.sourced.remove(&key) {
+                        continue;
+                    }
+                    match st.proxies.get(&key).map(|p| p.node.clone()) {
+                        Some(node) => {
+                            if st.engine.upsert_workload(node) {
+                                changed.insert(key);
+                            }
+                        }
+                        None => {
+                            st.engine.remove_workload(&key);
+                        }
+                    }
+                }
+            }
+        }
+        self.push(&mut st, &changed);
+        drop(st);
+        self.touch_status();
+        changed.into_iter().collect()
     }
 
     /// Applies plugin changes and pushes the proxies whose snapshot changed.
@@ -141,18 +219,9 @@ impl Hub {
         });
         self.metrics.plugins.set(total);
         self.metrics.rejected.set(rejected);
-        let State {
-            engine, proxies, ..
-        } = &mut *st;
-        for wk in &changed {
-            if let (Some(p), Some(snap)) = (proxies.get_mut(wk), engine.snapshot(wk))
-                && p.sent != snap.version
-            {
-                p.sent = snap.version.clone();
-                p.tx.send_replace(line(snap));
-                self.metrics.pushes.inc();
-            }
-        }
+        self.push(&mut st, &changed);
+        drop(st);
+        self.touch_status();
         changed.into_iter().collect()
     }
 
@@ -167,7 +236,9 @@ impl Hub {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let key = w.key();
         let mut st = self.state.lock();
-        st.engine.upsert_workload(w);
+        if !st.sourced.contains(&key) {
+            st.engine.upsert_workload(w.clone());
+        }
         let snap = st
             .engine
             .snapshot(&key)
@@ -179,6 +250,7 @@ impl Hub {
             key.clone(),
             Proxy {
                 conn,
+                node: w,
                 tx,
                 sent: snap.version,
                 report: None,
@@ -187,6 +259,8 @@ impl Hub {
         if old.is_none() {
             self.metrics.proxies.inc();
         }
+        drop(st);
+        self.touch_status();
         (key, conn, rx)
     }
 
@@ -197,6 +271,8 @@ impl Hub {
         let mut st = self.state.lock();
         if let Some(p) = st.proxies.get_mut(key).filter(|p| p.conn == conn) {
             p.report = Some(report);
+            drop(st);
+            self.touch_status();
         }
     }
 
@@ -204,8 +280,12 @@ impl Hub {
         let mut st = self.state.lock();
         if st.proxies.get(key).is_some_and(|p| p.conn == conn) {
             st.proxies.remove(key);
-            st.engine.remove_workload(key);
+            if !st.sourced.contains(key) {
+                st.engine.remove_workload(key);
+            }
             self.metrics.proxies.dec();
+            drop(st);
+            self.touch_status();
             return true;
         }
         false

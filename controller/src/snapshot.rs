@@ -114,6 +114,16 @@ pub enum PluginChange {
     },
 }
 
+/// A change to the set of workloads, from a workload source (Kubernetes
+/// Pods); see [`crate::server::Hub::apply_workloads`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkloadChange {
+    /// A workload appeared or changed (labels, Services, Gateway…).
+    Upsert(Workload),
+    /// A workload went away (its pod was deleted or stopped running).
+    Remove(WorkloadKey),
+}
+
 /// What the engine knows of one plugin.
 #[derive(Clone, Debug, Default)]
 pub struct PluginState {

@@ -48,13 +48,27 @@ use std::path::Path;
 
 /// Reads, parses and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &NodeOverride::default())
+}
+
+/// The proxy's identity given on its command line (`weft run --node-name
+/// --node-namespace`, e.g. from the Kubernetes downward API), over the
+/// file's `node` block; applied before `plugins_dir` selects plugins.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeOverride {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// [`load`], with the node's name and namespace overridden.
+pub fn load_with(path: &Path, node: &NodeOverride) -> Result<Config, ConfigErrors> {
     let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         path: String::new(),
         line: None,
         reason: format!("cannot read the configuration file: {e}"),
     })?;
-    Config::from_yaml_str(&src, path)
+    Config::from_yaml_str_with(&src, path, node)
 }
 
 impl Config {
@@ -62,10 +76,26 @@ impl Config {
     /// are resolved against `file`'s directory, and TLS files must be
     /// readable. An empty document is the default configuration.
     pub fn from_yaml_str(src: &str, file: &Path) -> Result<Config, ConfigErrors> {
+        Self::from_yaml_str_with(src, file, &NodeOverride::default())
+    }
+
+    /// [`Config::from_yaml_str`], with the node's name and namespace
+    /// overridden.
+    pub fn from_yaml_str_with(
+        src: &str,
+        file: &Path,
+        node: &NodeOverride,
+    ) -> Result<Config, ConfigErrors> {
         let de = serde_yaml_ng::Deserializer::from_str(src);
         let parsed: Option<Config> =
             serde_path_to_error::deserialize(de).map_err(|e| error::parse_error(file, src, e))?;
         let mut config = parsed.unwrap_or_default();
+        if let Some(name) = &node.name {
+            config.node.name = name.clone();
+        }
+        if let Some(namespace) = &node.namespace {
+            config.node.namespace = namespace.clone();
+        }
         config.file = file.to_path_buf();
         config.base_dir = validate::base_dir_of(file);
         validate::resolve(&mut config);

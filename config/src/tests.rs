@@ -898,3 +898,31 @@ fn registries_are_read_resolved_and_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn the_command_line_names_the_node() {
+    let d = std::env::temp_dir().join(format!("weft-node-override-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let file = d.join("weft.yaml");
+    std::fs::write(
+        &file,
+        "node: { name: from-file, namespace: a, labels: { app: x } }\n",
+    )
+    .unwrap();
+    let c = crate::load_with(
+        &file,
+        &crate::NodeOverride {
+            name: Some("pod-7".into()),
+            namespace: Some("shop".into()),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (c.node.name.as_str(), c.node.namespace.as_str()),
+        ("pod-7", "shop")
+    );
+    assert_eq!(c.node.labels.get("app").map(String::as_str), Some("x"));
+    let c = crate::load(&file).unwrap();
+    assert_eq!(c.node.name, "from-file");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -170,15 +170,17 @@ fn the_gateway_config_is_a_valid_weft_config_naming_its_pod() {
     let d = docs("gateway.yaml");
     let cm: k8s_openapi::api::core::v1::ConfigMap =
         serde_yaml_ng::from_value(d[1].clone()).unwrap();
-    let template = cm.data.unwrap()["weft.yaml"].clone();
-    // what the init container renders
-    let rendered = template
-        .replace("__POD_NAME__", "weft-gateway-7d9f-abcde")
-        .replace("__POD_NAMESPACE__", "shop");
+    let text = cm.data.unwrap()["weft.yaml"].clone();
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("weft.yaml");
-    std::fs::write(&file, &rendered).unwrap();
-    let config = weft_config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, &text).unwrap();
+    // What `weft run` sees with the downward API's WEFT_NODE_NAME and
+    // WEFT_NODE_NAMESPACE.
+    let node = weft_config::NodeOverride {
+        name: Some("weft-gateway-7d9f-abcde".into()),
+        namespace: Some("shop".into()),
+    };
+    let config = weft_config::load_with(&file, &node).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.node.name, "weft-gateway-7d9f-abcde");
     assert_eq!(config.node.namespace, "shop");
     assert_eq!(
@@ -207,15 +209,8 @@ fn the_gateway_config_is_a_valid_weft_config_naming_its_pod() {
             "http://weft-controller.weft-system:15010"
         ]
     );
-    // the init container substitutes both placeholders from the downward API
-    let init = &pod.init_containers.unwrap()[0];
-    let script = init.command.as_ref().unwrap().join(" ");
-    assert!(script.contains("s/__POD_NAME__/$POD_NAME/"), "{script}");
-    assert!(
-        script.contains("s/__POD_NAMESPACE__/$POD_NAMESPACE/"),
-        "{script}"
-    );
-    let fields: Vec<String> = init
+    // the node's identity comes from the downward API
+    let fields: Vec<String> = pod.containers[0]
         .env
         .as_ref()
         .unwrap()
@@ -227,7 +222,10 @@ fn the_gateway_config_is_a_valid_weft_config_naming_its_pod() {
         .collect();
     assert_eq!(
         fields,
-        ["POD_NAME=metadata.name", "POD_NAMESPACE=metadata.namespace"]
+        [
+            "WEFT_NODE_NAME=metadata.name",
+            "WEFT_NODE_NAMESPACE=metadata.namespace"
+        ]
     );
 }
 

@@ -80,6 +80,13 @@ enum Command {
         /// CA bundle (PEM) that verifies an https:// controller.
         #[arg(long, value_name = "FILE")]
         controller_ca: Option<PathBuf>,
+        /// This proxy's node name, over the config's `node.name` (in
+        /// Kubernetes: the pod's name, from the downward API).
+        #[arg(long, env = "WEFT_NODE_NAME", value_name = "NAME")]
+        node_name: Option<String>,
+        /// This proxy's namespace, over the config's `node.namespace`.
+        #[arg(long, env = "WEFT_NODE_NAMESPACE", value_name = "NAMESPACE")]
+        node_namespace: Option<String>,
     },
     /// Check a config file and load its plugins, without serving.
     Validate {
@@ -206,11 +213,17 @@ fn main() -> ExitCode {
             no_watch,
             controller,
             controller_ca,
+            node_name,
+            node_namespace,
         } => weft_proxy::server::run(
             &config,
             weft_proxy::server::RunOptions {
                 cache_dir,
                 watch_file: !no_watch,
+                node: weft_config::NodeOverride {
+                    name: node_name,
+                    namespace: node_namespace,
+                },
                 controller: controller.map(|url| weft_proxy::discovery::Target {
                     url,
                     ca: controller_ca,

@@ -27,15 +27,20 @@ pub struct RunOptions {
     pub watch_file: bool,
     /// A controller whose plugin snapshots are added to the file's plugins.
     pub controller: Option<crate::discovery::Target>,
+    /// The node's name and namespace from the command line.
+    pub node: weft_config::NodeOverride,
 }
 
-fn load_config(path: &Path) -> anyhow::Result<weft_config::Config> {
-    weft_config::load(path).map_err(|e| anyhow!("{e}"))
+fn load_config(
+    path: &Path,
+    node: &weft_config::NodeOverride,
+) -> anyhow::Result<weft_config::Config> {
+    weft_config::load_with(path, node).map_err(|e| anyhow!("{e}"))
 }
 
 /// Validates a config file and loads its plugins, without serving.
 pub fn validate(path: &Path, options: &RunOptions) -> anyhow::Result<()> {
-    let config = load_config(path)?;
+    let config = load_config(path, &options.node)?;
     let runtime = Runtime::new(RuntimeOptions {
         cache_dir: options.cache_dir.clone(),
         ..Default::default()
@@ -67,7 +72,7 @@ fn format_errors(path: &Path, errors: &[crate::generation::GenerationError]) -> 
 
 /// Runs the proxy until SIGTERM/SIGINT.
 pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
-    let config = load_config(path)?;
+    let config = load_config(path, &options.node)?;
     let workers = config.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -271,7 +276,7 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
                 }
                 Wake::Reload => {
                     last_mtime = mtime(path);
-                    match reload_once(path, &loader, &admin, next_id, workers, &from_controller).await {
+                    match reload_once(path, &options.node, &loader, &admin, next_id, workers, &from_controller).await {
                         Ok((next, file)) => {
                             file_config = file;
                             last_dir = plugins_dir_fingerprint(&file_config);
@@ -406,13 +411,14 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 
 async fn reload_once(
     path: &Path,
+    node: &weft_config::NodeOverride,
     loader: &Loader,
     admin: &AdminState,
     id: u64,
     workers: usize,
     from_controller: &[weft_config::PluginSpec],
 ) -> anyhow::Result<(Arc<Generation>, weft_config::Config)> {
-    let file = load_config(path)?;
+    let file = load_config(path, node)?;
     let config =
         merge(file.clone(), from_controller).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let next = build_next(loader, admin, config, id, workers)

@@ -12,7 +12,7 @@ use weft_controller::debounce::{DebounceConfig, debounce};
 use weft_controller::dir::DirSource;
 use weft_controller::kubernetes::KubeOptions;
 use weft_controller::select::DEFAULT_ROOT_NAMESPACE;
-use weft_controller::server::{Hub, serve};
+use weft_controller::server::{Hub, serve_with};
 use weft_controller::snapshot::{Engine, PluginChange};
 
 #[derive(Parser)]
@@ -25,6 +25,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the `run` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Print the WasmPlugin CustomResourceDefinition (YAML).
@@ -52,6 +54,13 @@ enum Command {
         /// Address of the streaming, /status and /metrics server.
         #[arg(long, default_value = "127.0.0.1:15010")]
         listen: SocketAddr,
+        /// Serve TLS with this certificate chain (PEM); proxies verify it
+        /// with `weft run --controller https://… --controller-ca CA`.
+        #[arg(long, requires = "tls_key", value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// The key (PEM) of --tls-cert.
+        #[arg(long, requires = "tls_cert", value_name = "FILE")]
+        tls_key: Option<PathBuf>,
         /// Plugins in this namespace apply to every namespace.
         #[arg(long, default_value = DEFAULT_ROOT_NAMESPACE)]
         root_namespace: String,
@@ -85,11 +94,20 @@ fn main() -> anyhow::Result<()> {
             pod_selector,
             status_quiet,
             listen,
+            tls_cert,
+            tls_key,
             root_namespace,
             poll_interval,
             debounce_quiet,
             debounce_max,
         } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(
+                    weft_controller::server::tls_acceptor(&cert, &key)
+                        .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?,
+                ),
+                _ => None,
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -101,12 +119,14 @@ fn main() -> anyhow::Result<()> {
                 Some(dir) if !kubernetes => rt.block_on(run(
                     dir,
                     listen,
+                    tls,
                     root_namespace,
                     poll_interval,
                     debounce_cfg,
                 ))?,
                 _ => rt.block_on(run_kubernetes(
                     listen,
+                    tls,
                     root_namespace,
                     KubeOptions {
                         pod_selector,
@@ -124,6 +144,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(
     dir: PathBuf,
     listen: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     root_ns: String,
     poll_interval: Duration,
     debounce_cfg: DebounceConfig,
@@ -138,7 +159,7 @@ async fn run(
         .await
         .with_context(|| format!("binding {listen}"))?;
     let listen = listener.local_addr()?;
-    tracing::info!(%listen, dir = %dir.display(), "serving");
+    tracing::info!(%listen, dir = %dir.display(), tls = tls.is_some(), "serving");
 
     let (tx, rx) = mpsc::channel::<Vec<PluginChange>>(64);
     let (btx, mut brx) = mpsc::channel(4);
@@ -167,12 +188,13 @@ async fn run(
             }
         }
     });
-    serve(listener, hub).await?;
+    serve_with(listener, hub, tls).await?;
     Ok(())
 }
 
 async fn run_kubernetes(
     listen: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     root_ns: String,
     opts: KubeOptions,
 ) -> anyhow::Result<()> {
@@ -190,7 +212,7 @@ async fn run_kubernetes(
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(listen = %listener.local_addr()?, "serving (kubernetes)");
-    serve(listener, hub).await?;
+    serve_with(listener, hub, tls).await?;
     Ok(())
 }
 

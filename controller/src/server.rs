@@ -597,15 +597,61 @@ async fn route(hub: Arc<Hub>, req: Request<Incoming>) -> Result<Response<Body>, 
 /// Serves the stream, `/status` and `/metrics` on `listener` (HTTP/1.1
 /// and HTTP/2 with prior knowledge) until the task is dropped.
 pub async fn serve(listener: TcpListener, hub: Arc<Hub>) -> std::io::Result<()> {
+    serve_with(listener, hub, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given (ALPN h2 and http/1.1).
+pub async fn serve_with(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
     loop {
         let (tcp, peer) = listener.accept().await?;
         let hub = hub.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| route(hub.clone(), req));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tcp), svc).await {
+            let result = match tls {
+                None => builder.serve_connection(TokioIo::new(tcp), svc).await,
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => builder.serve_connection(TokioIo::new(stream), svc).await,
+                    Err(e) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                },
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
     }
+}
+
+/// A TLS acceptor from a PEM certificate chain and key.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate in it", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -16,20 +16,25 @@ struct Controller {
 
 impl Controller {
     fn start(dir: &std::path::Path, port: u16) -> Controller {
+        let c = Controller::spawn(dir, port, &[]);
+        eventually("the controller answers", || {
+            get_status(&c.url("/status")) == Some(200)
+        });
+        c
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16, extra: &[&str]) -> Controller {
         let child = Command::new(controller_bin())
             .args(["run", "--from-dir"])
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--poll-interval", "100ms"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start weft-controller");
-        let c = Controller { child, port };
-        eventually("the controller answers", || {
-            get_status(&c.url("/status")) == Some(200)
-        });
-        c
+        Controller { child, port }
     }
 
     fn url(&self, path: &str) -> String {
@@ -75,6 +80,14 @@ spec:
 }
 
 fn proxy(app: &str, controller: u16, upstream: std::net::SocketAddr) -> (Weft, u16) {
+    proxy_with(
+        app,
+        upstream,
+        &["--controller", &format!("http://127.0.0.1:{controller}")],
+    )
+}
+
+fn proxy_with(app: &str, upstream: std::net::SocketAddr, args: &[&str]) -> (Weft, u16) {
     let port = free_port();
     let config = format!(
         r#"
@@ -88,12 +101,8 @@ clusters:
 plugins: []
 "#
     );
-    let weft = Weft::try_start_with(
-        &config,
-        TempDir::new("ctl-proxy"),
-        &["--controller", &format!("http://127.0.0.1:{controller}")],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let weft = Weft::try_start_with(&config, TempDir::new("ctl-proxy"), args)
+        .unwrap_or_else(|e| panic!("{e}"));
     (weft, port)
 }
 
@@ -170,4 +179,57 @@ fn plugins_follow_the_manifests_onto_the_proxies_they_select() {
     let _controller = Controller::start(dir.path(), port);
     eventually("proxy a resyncs", || tag(a).as_deref() == Some("three"));
     drop(proxy_a);
+}
+
+#[test]
+fn the_stream_runs_over_tls_verified_with_the_configured_ca() {
+    let pki = weft_tests::tls::Pki::new();
+    let stranger = weft_tests::tls::Pki::new();
+    let wasm = format!(
+        "file://{}",
+        weft_tests::build_filter("weft-filter-header-rewrite").display()
+    );
+    let dir = TempDir::new("ctl-tls");
+    dir.write("tag.yaml", tagging_plugin("tag", "a", "tls", &wasm));
+    let up = echo("up");
+    let port = free_port();
+    let _controller = Controller::spawn(
+        dir.path(),
+        port,
+        &[
+            "--tls-cert",
+            pki.server_cert.to_str().unwrap(),
+            "--tls-key",
+            pki.server_key.to_str().unwrap(),
+        ],
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    let (_trusting, a) = proxy_with(
+        "a",
+        up.addr,
+        &[
+            "--controller",
+            &url,
+            "--controller-ca",
+            pki.ca.to_str().unwrap(),
+        ],
+    );
+    eventually("the proxy gets its plugin over TLS", || {
+        tag(a).as_deref() == Some("tls")
+    });
+    // A proxy that trusts another CA never takes the controller's word.
+    let (wary, b) = proxy_with(
+        "a",
+        up.addr,
+        &[
+            "--controller",
+            &url,
+            "--controller-ca",
+            stranger.ca.to_str().unwrap(),
+        ],
+    );
+    eventually("the proxy refuses the controller's certificate", || {
+        wary.stderr_text().contains("TLS to the controller")
+    });
+    assert_eq!(tag(b), None);
 }

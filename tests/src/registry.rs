@@ -58,7 +58,16 @@ impl Registry {
         Registry::launch(Some((user, password)))
     }
 
+    /// An anonymous registry serving HTTPS with the given certificate.
+    pub fn start_tls(cert: &Path, key: &Path) -> Registry {
+        Registry::launch_with(None, Some((cert, key)))
+    }
+
     fn launch(auth: Option<(&str, &str)>) -> Registry {
+        Registry::launch_with(auth, None)
+    }
+
+    fn launch_with(auth: Option<(&str, &str)>, tls: Option<(&Path, &Path)>) -> Registry {
         let bin = ensure_installed();
         let mut dir = TempDir::new("registry");
         let mut last_error = String::new();
@@ -66,7 +75,7 @@ impl Registry {
         // the rare case where something else took it in between.
         for _ in 0..3 {
             let port = free_port();
-            let config = write_config(dir.path(), port, auth);
+            let config = write_config(dir.path(), port, auth, tls);
             let log = std::fs::File::create(dir.path().join("registry.log"))
                 .expect("create registry log");
             let child = Command::new(&bin)
@@ -103,7 +112,8 @@ impl Registry {
             {
                 return Err(format!("it exited with {status}; log:\n{}", self.log()));
             }
-            if matches!(self.get_status("/v2/"), Some(200 | 401)) {
+            // 400: an HTTPS registry answering a plain-HTTP probe.
+            if matches!(self.get_status("/v2/"), Some(200 | 401 | 400)) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -179,7 +189,12 @@ impl Drop for Registry {
     }
 }
 
-fn write_config(dir: &Path, port: u16, auth: Option<(&str, &str)>) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    port: u16,
+    auth: Option<(&str, &str)>,
+    tls: Option<(&Path, &Path)>,
+) -> PathBuf {
     let storage = dir.join("storage");
     std::fs::create_dir_all(&storage).expect("create registry storage");
     let mut yaml = format!(
@@ -189,6 +204,14 @@ fn write_config(dir: &Path, port: u16, auth: Option<(&str, &str)>) -> PathBuf {
          http:\n  addr: 127.0.0.1:{port}\n  secret: weft-test-secret\n",
         storage.display()
     );
+    // Nested under `http:`, which the text above ends with.
+    if let Some((cert, key)) = tls {
+        yaml.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        ));
+    }
     if let Some((user, password)) = auth {
         let hash = bcrypt::hash_with_result(password, 4)
             .expect("bcrypt hash")

@@ -764,3 +764,61 @@ fn a_multi_platform_index_resolves_to_its_wasm_entry() {
         assert_eq!(shown.format, Some(weft_oci::ArtifactFormat::CncfWasm));
     });
 }
+
+/// HTTPS registries: verified with the `ca` of the registry's entry; with
+/// neither that CA nor a system root, the pull fails and says why.
+#[test]
+fn https_registries_are_verified_with_the_given_ca() {
+    let pki = weft_tests::tls::Pki::new();
+    let reg = Registry::start_tls(&pki.server_cert, &pki.server_key);
+    let wasm = wat::parse_str("(module (memory (export \"memory\") 1))").expect("wat");
+    let reference = format!("{}/tls/filter:v1", reg.host());
+    let trusted = weft_config::Registry {
+        host: reg.host(),
+        ca: Some(pki.ca.clone()),
+        ..Default::default()
+    };
+    let cache = TempDir::new("oci-tls");
+    rt().block_on(async {
+        let r = ImageRef::parse(&reference).expect("reference");
+        client(vec![trusted.clone()])
+            .push_wasm(
+                &r,
+                &wasm,
+                Some("filter.wasm"),
+                &BTreeMap::new(),
+                &ProgressBar::hidden(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("push over HTTPS: {e}"));
+        let got = fetcher_with(cache.path(), vec![trusted], CacheOptions::default())
+            .fetch(
+                &oci(reference.clone()),
+                None,
+                weft_config::ImagePullPolicy::Always,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("pull over HTTPS: {e}"));
+        assert_eq!(got.bytes, wasm);
+
+        let untrusted = TempDir::new("oci-tls-untrusted");
+        let err = fetcher_with(
+            untrusted.path(),
+            vec![weft_config::Registry {
+                host: reg.host(),
+                ..Default::default()
+            }],
+            CacheOptions::default(),
+        )
+        .fetch(
+            &oci(reference.clone()),
+            None,
+            weft_config::ImagePullPolicy::Always,
+        )
+        .await
+        .expect_err("an unknown CA is refused");
+        let text = format!("{err:#}");
+        assert!(text.contains(&reg.host()), "{text}");
+        assert!(text.contains("invalid peer certificate"), "{text}");
+    });
+}

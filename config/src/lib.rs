@@ -39,8 +39,8 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AccessLog, Admin, CircuitBreakers, Cluster, ClusterTls, Config, Endpoint, EnvVar, FailStrategy,
     HealthCheck, ImagePullPolicy, LbPolicy, Listener, ListenerLimits, ListenerTls, ModuleSource,
-    Node, OutlierDetection, Phase, PluginLimits, PluginSpec, Protocol, Registry, TlsCertificate,
-    ValueFrom, VmConfig, plugin_order,
+    Node, OutlierDetection, Phase, PluginLimits, PluginSpec, PortSelector, Protocol, Registry,
+    TlsCertificate, TrafficMode, TrafficSelector, ValueFrom, VmConfig, plugin_order,
 };
 pub use units::{format_duration, parse_byte_size, parse_duration};
 

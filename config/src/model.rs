@@ -565,11 +565,63 @@ pub struct PluginSpec {
     /// The listeners that run this plugin; default: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listeners: Option<Vec<String>>,
+    /// Istio's `match`: the traffic the plugin applies to, by listener
+    /// port; empty: all. weft serves inbound (SERVER) traffic, so a
+    /// selector whose mode is CLIENT only never matches.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub traffic: Vec<TrafficSelector>,
     #[serde(default)]
     pub limits: PluginLimits,
 }
 
+/// One entry of a plugin's `match` (Istio's `TrafficSelector`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficSelector {
+    #[serde(default)]
+    pub mode: TrafficMode,
+    /// Listener ports; empty: every port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSelector>,
+}
+
+impl TrafficSelector {
+    /// Whether a `match` list selects traffic arriving on `port` (an empty
+    /// list selects everything).
+    pub fn select(list: &[TrafficSelector], port: u16) -> bool {
+        list.is_empty()
+            || list.iter().any(|t| {
+                t.mode != TrafficMode::Client
+                    && (t.ports.is_empty() || t.ports.iter().any(|p| p.number == port))
+            })
+    }
+}
+
+/// Istio's `WorkloadMode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TrafficMode {
+    #[default]
+    #[serde(rename = "CLIENT_AND_SERVER")]
+    ClientAndServer,
+    #[serde(rename = "CLIENT")]
+    Client,
+    #[serde(rename = "SERVER")]
+    Server,
+}
+
+/// A port of a `match`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortSelector {
+    pub number: u16,
+}
+
 impl PluginSpec {
+    /// Whether the plugin's `match` selects traffic arriving on `port`.
+    pub fn applies_to_port(&self, port: u16) -> bool {
+        TrafficSelector::select(&self.traffic, port)
+    }
+
     /// The plugin's environment: `INLINE` variables with their value,
     /// `HOST` variables with the value of the proxy's own environment
     /// variable of that name (skipped when it is not set).

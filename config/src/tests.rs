@@ -926,3 +926,20 @@ fn the_command_line_names_the_node() {
     assert_eq!(c.node.name, "from-file");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_plugin_match_selects_listener_ports() {
+    let spec = |yaml: &str| -> crate::PluginSpec {
+        serde_yaml_ng::from_str(&format!("{{ name: p, url: file:///p.wasm, {yaml} }}")).unwrap()
+    };
+    assert!(spec("").applies_to_port(8080));
+    let server = spec("match: [ { mode: SERVER, ports: [ { number: 8080 } ] } ]");
+    assert!(server.applies_to_port(8080));
+    assert!(!server.applies_to_port(8443));
+    assert!(spec("match: [ { ports: [ { number: 1 } ] }, { mode: SERVER } ]").applies_to_port(9));
+    assert!(!spec("match: [ { mode: CLIENT } ]").applies_to_port(8080));
+    assert!(serde_yaml_ng::from_str::<crate::PluginSpec>(
+        "{ name: p, url: x, match: [ { mode: SIDEWAYS } ] }"
+    )
+    .is_err());
+}

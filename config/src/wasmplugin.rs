@@ -166,7 +166,6 @@ fn manifest(
     // Selection fields: decided here, not part of the proxy's plugin spec.
     let selector = spec.remove("selector");
     let target_refs = spec.remove("targetRefs");
-    spec.remove("match");
     spec.remove("imagePullSecret");
     if let Some(t) = spec.remove("type")
         && !matches!(t.as_str(), Some("HTTP") | Some("UNSPECIFIED_PLUGIN_TYPE"))

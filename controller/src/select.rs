@@ -225,6 +225,23 @@ pub fn to_plugin_spec(key: &PluginKey, spec: &WasmPluginSpec) -> weft_config::Pl
                 .collect(),
         },
         listeners: None,
+        traffic: spec
+            .match_
+            .iter()
+            .map(|m| weft_config::TrafficSelector {
+                mode: match m.mode {
+                    crd::WorkloadMode::ClientAndServer => weft_config::TrafficMode::ClientAndServer,
+                    crd::WorkloadMode::Client => weft_config::TrafficMode::Client,
+                    crd::WorkloadMode::Server => weft_config::TrafficMode::Server,
+                },
+                ports: m
+                    .ports
+                    .iter()
+                    .filter_map(|p| u16::try_from(p.number).ok())
+                    .map(|number| weft_config::PortSelector { number })
+                    .collect(),
+            })
+            .collect(),
         limits: weft_config::PluginLimits::default(),
     }
 }
@@ -469,6 +486,7 @@ mod tests {
             "pluginConfig": {"k": [1, 2]},
             "vmConfig": {"env": [{"name": "A", "value": "1"}, {"name": "HOME", "valueFrom": "HOST"}]},
             "selector": {"matchLabels": {"app": "x"}},
+            "match": [{"mode": "SERVER", "ports": [{"number": 8443}]}],
         }))
         .unwrap();
         let key = PluginKey {
@@ -476,6 +494,8 @@ mod tests {
             name: "auth".to_owned(),
         };
         let p = to_plugin_spec(&key, &s);
+        assert!(p.applies_to_port(8443));
+        assert!(!p.applies_to_port(8080), "match reaches the proxy");
         assert_eq!(p.name, "shop.auth");
         assert_eq!(p.plugin_name.as_deref(), Some("root-id"));
         assert_eq!(p.url, s.url);

@@ -49,6 +49,8 @@ pub struct ListenerSpec {
 pub struct LoadedPlugin {
     pub plugin: Arc<Plugin>,
     pub listeners: Option<Vec<String>>,
+    /// Istio's `match`: the listener ports it applies to.
+    pub traffic: Vec<weft_config::TrafficSelector>,
     pub source: String,
     /// Set when the module came from the cache because its registry could
     /// not be reached.
@@ -65,6 +67,7 @@ pub struct PendingPlugin {
     pub url: String,
     pub fail_close: bool,
     pub listeners: Option<Vec<String>>,
+    pub traffic: Vec<weft_config::TrafficSelector>,
     pub error: String,
     pub attempted_at: std::time::SystemTime,
 }
@@ -252,6 +255,7 @@ impl Loader {
                         url: spec.url.clone(),
                         fail_close: !fail_open,
                         listeners: spec.listeners.clone(),
+                        traffic: spec.traffic.clone(),
                         error: e.to_string(),
                         attempted_at: std::time::SystemTime::now(),
                     });
@@ -310,6 +314,7 @@ impl Loader {
                 Ok::<_, GenerationError>(LoadedPlugin {
                     plugin,
                     listeners: spec.listeners.clone(),
+                    traffic: spec.traffic.clone(),
                     source,
                     note: module.note,
                     fetched_at: std::time::SystemTime::now(),

@@ -97,10 +97,15 @@ impl WorkerGen {
                 clusters.clone(),
                 generation.cluster_names.clone(),
             ));
-        let mut instances: Vec<(Rc<PluginInstance>, &Option<Vec<String>>)> = Vec::new();
+        type Placed<'a> = (
+            Rc<PluginInstance>,
+            &'a Option<Vec<String>>,
+            &'a [weft_config::TrafficSelector],
+        );
+        let mut instances: Vec<Placed> = Vec::new();
         for loaded in &generation.plugins {
             match PluginInstance::start(loaded.plugin.clone(), boundary.clone()).await {
-                Ok(i) => instances.push((i, &loaded.listeners)),
+                Ok(i) => instances.push((i, &loaded.listeners, &loaded.traffic)),
                 Err(e) => return Err(e.to_string()),
             }
         }
@@ -110,11 +115,12 @@ impl WorkerGen {
         for l in &generation.listeners {
             let filters = instances
                 .iter()
-                .filter(|(_, only)| {
+                .filter(|(_, only, traffic)| {
                     only.as_ref()
                         .is_none_or(|names| names.iter().any(|n| n == &l.name))
+                        && weft_config::TrafficSelector::select(traffic, l.address.port())
                 })
-                .map(|(i, _)| i.clone())
+                .map(|(i, _, _)| i.clone())
                 .collect();
             chains.insert(l.name.clone(), FilterChain::new(filters));
             listeners.insert(
@@ -135,6 +141,10 @@ impl WorkerGen {
                                 && p.listeners
                                     .as_ref()
                                     .is_none_or(|names| names.iter().any(|n| n == &l.name))
+                                && weft_config::TrafficSelector::select(
+                                    &p.traffic,
+                                    l.address.port(),
+                                )
                         })
                         .map(|p| {
                             Rc::from(format!(

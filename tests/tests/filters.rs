@@ -217,3 +217,42 @@ fn the_demo_gateway_config_is_valid() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(": ok"));
 }
+
+/// Istio's `match`: a plugin runs only on the listener ports it selects.
+#[test]
+fn a_plugin_match_limits_it_to_listener_ports() {
+    let up = echo("up");
+    let (a, b) = (free_port(), free_port());
+    let config = format!(
+        r#"
+admin: {{ address: "{{admin}}" }}
+workers: 1
+listeners:
+  - {{ name: a, address: "127.0.0.1:{a}", default_cluster: up }}
+  - {{ name: b, address: "127.0.0.1:{b}", default_cluster: up }}
+clusters:
+  - {{ name: up, endpoints: ["{}"] }}
+plugins:
+  - name: only-a
+    url: file://{}
+    match: [ {{ mode: SERVER, ports: [ {{ number: {a} }} ] }} ]
+    pluginConfig: {{ rules: [ {{ requestHeaderModifier: {{ set: [ {{ name: x-only, value: a }} ] }} }} ] }}
+  - name: client-side
+    url: file://{}
+    match: [ {{ mode: CLIENT }} ]
+    pluginConfig: {{ rules: [ {{ requestHeaderModifier: {{ set: [ {{ name: x-client, value: yes }} ] }} }} ] }}
+"#,
+        up.addr,
+        header_rewrite(),
+        header_rewrite()
+    );
+    let _weft = Weft::start(&config);
+    let on = |port: u16| get(&format!("http://127.0.0.1:{port}/"), &[]);
+    assert_eq!(on(a).header("x-seen-x-only"), Some("a"));
+    assert_eq!(on(b).header("x-seen-x-only"), None);
+    assert_eq!(
+        on(a).header("x-seen-x-client"),
+        None,
+        "weft serves inbound traffic: a CLIENT match never applies"
+    );
+}

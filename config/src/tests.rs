@@ -938,8 +938,10 @@ fn a_plugin_match_selects_listener_ports() {
     assert!(!server.applies_to_port(8443));
     assert!(spec("match: [ { ports: [ { number: 1 } ] }, { mode: SERVER } ]").applies_to_port(9));
     assert!(!spec("match: [ { mode: CLIENT } ]").applies_to_port(8080));
-    assert!(serde_yaml_ng::from_str::<crate::PluginSpec>(
-        "{ name: p, url: x, match: [ { mode: SIDEWAYS } ] }"
-    )
-    .is_err());
+    assert!(
+        serde_yaml_ng::from_str::<crate::PluginSpec>(
+            "{ name: p, url: x, match: [ { mode: SIDEWAYS } ] }"
+        )
+        .is_err()
+    );
 }

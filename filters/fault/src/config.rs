@@ -281,55 +281,10 @@ pub fn abort_response(kind: AbortKind) -> (u32, Vec<(&'static str, String)>, &'s
 mod tests {
     use super::*;
 
-    struct R(
-        &'static str,
-        &'static str,
-        Vec<(&'static str, &'static str)>,
-    );
-    impl Request for R {
-        fn method(&self) -> &str {
-            self.0
-        }
-        fn path(&self) -> &str {
-            self.1
-        }
-        fn header(&self, name: &str) -> Option<String> {
-            self.2
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use weft_filter_match::StaticRequest as R;
 
     fn parse(json: &str) -> Config {
         Config::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"))
-    }
-
-    #[test]
-    fn durations() {
-        let ms = Duration::from_millis;
-        assert_eq!(parse_duration("250ms").unwrap(), ms(250));
-        assert_eq!(parse_duration("5s").unwrap(), ms(5000));
-        assert_eq!(parse_duration("1.5s").unwrap(), ms(1500));
-        assert_eq!(parse_duration("1m").unwrap(), ms(60_000));
-        assert_eq!(parse_duration("2h").unwrap(), ms(7_200_000));
-        assert_eq!(
-            parse_duration("0.25ms").unwrap(),
-            Duration::from_micros(250)
-        );
-        for bad in [
-            "", "5", "s", "5x", "1.s", ".5s", "-1s", "1 s", "1m30s", "5S",
-        ] {
-            assert_eq!(
-                parse_duration(bad).unwrap_err(),
-                format!("invalid duration {bad:?}: expected a number followed by ms, s, m or h"),
-            );
-        }
-        assert!(
-            parse_duration("99999999999999999999999h")
-                .unwrap_err()
-                .ends_with("too large")
-        );
     }
 
     #[test]

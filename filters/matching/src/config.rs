@@ -72,9 +72,23 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), ms(1500));
         assert_eq!(parse_duration("1m").unwrap(), ms(60_000));
         assert_eq!(parse_duration("2h").unwrap(), ms(7_200_000));
-        for bad in ["", "5", "s", "1.s", ".5s", "5 s", "-1s", "5d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        assert_eq!(
+            parse_duration("0.25ms").unwrap(),
+            Duration::from_micros(250)
+        );
+        for bad in [
+            "", "5", "s", "5x", "1.s", ".5s", "-1s", "1 s", "5 s", "1m30s", "5S", "5d",
+        ] {
+            assert_eq!(
+                parse_duration(bad).unwrap_err(),
+                format!("invalid duration {bad:?}: expected a number followed by ms, s, m or h"),
+            );
         }
+        assert!(
+            parse_duration("99999999999999999999999h")
+                .unwrap_err()
+                .ends_with("too large")
+        );
     }
 
     #[test]

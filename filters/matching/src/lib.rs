@@ -292,29 +292,35 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
+/// A request made of literals — method, path (with its query), headers —
+/// for the filters' unit tests of their matching logic.
+#[derive(Debug, Clone)]
+pub struct StaticRequest(
+    pub &'static str,
+    pub &'static str,
+    pub Vec<(&'static str, &'static str)>,
+);
+
+impl Request for StaticRequest {
+    fn method(&self) -> &str {
+        self.0
+    }
+    fn path(&self) -> &str {
+        self.1
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.2
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct R(
-        &'static str,
-        &'static str,
-        Vec<(&'static str, &'static str)>,
-    );
-    impl Request for R {
-        fn method(&self) -> &str {
-            self.0
-        }
-        fn path(&self) -> &str {
-            self.1
-        }
-        fn header(&self, name: &str) -> Option<String> {
-            self.2
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use crate::StaticRequest as R;
 
     fn m(json: &str) -> Result<Matcher, MatchError> {
         let parsed: HttpRouteMatch = serde_json_lite(json);

@@ -776,7 +776,7 @@ impl Default for PluginLimits {
 }
 
 /// The plugins in chain order: by phase rank, then priority (highest
-/// first), then name.
+/// first), then namespace and name (see `tie_key`).
 pub fn plugin_order(plugins: &[PluginSpec]) -> Vec<&PluginSpec> {
     let mut ordered: Vec<&PluginSpec> = plugins.iter().collect();
     ordered.sort_by(|a, b| {
@@ -784,7 +784,14 @@ pub fn plugin_order(plugins: &[PluginSpec]) -> Vec<&PluginSpec> {
             .rank()
             .cmp(&b.phase.rank())
             .then(b.priority.cmp(&a.priority))
-            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| tie_key(&a.name).cmp(&tie_key(&b.name)))
     });
     ordered
+}
+
+/// The last tie-break: a controller's `namespace.name` compares by
+/// namespace, then name, as the controller orders them (`a.x` before
+/// `a-b.y`); a name without a dot is its own key.
+fn tie_key(name: &str) -> (&str, &str) {
+    name.split_once('.').unwrap_or((name, ""))
 }

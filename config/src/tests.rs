@@ -945,3 +945,16 @@ fn a_plugin_match_selects_listener_ports() {
         .is_err()
     );
 }
+
+#[test]
+fn equal_plugins_order_by_namespace_then_name_like_the_controller() {
+    let spec = |name: &str| -> crate::PluginSpec {
+        serde_yaml_ng::from_str(&format!("{{ name: {name}, url: file:///p.wasm }}")).unwrap()
+    };
+    let plugins = [spec("a-b.y"), spec("a.x"), spec("b"), spec("a.a")];
+    let order: Vec<&str> = crate::plugin_order(&plugins)
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(order, ["a.a", "a.x", "a-b.y", "b"]);
+}

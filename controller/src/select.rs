@@ -520,7 +520,7 @@ mod tests {
     }
 
     #[test]
-    fn proxy_order_agrees_with_controller_order_for_distinct_namespaces() {
+    fn proxy_order_agrees_with_controller_order() {
         let plugins = vec![
             plugin("shop", "z", PluginPhase::Authz, 1),
             plugin("shop", "a", PluginPhase::Authz, 1),
@@ -541,6 +541,29 @@ mod tests {
             .map(|p| p.name.clone())
             .collect();
         assert_eq!(ours, theirs);
+
+        // A namespace that extends the root namespace's name: the proxy
+        // compares namespaces, not the joined names.
+        let ns = format!("{DEFAULT_ROOT_NAMESPACE}-x");
+        let plugins = vec![
+            plugin(&ns, "n", PluginPhase::Authz, 1),
+            plugin(DEFAULT_ROOT_NAMESPACE, "m", PluginPhase::Authz, 1),
+        ];
+        let w = workload(&ns, "w", &[]);
+        let ours: Vec<String> = select_ordered(&plugins, &w, DEFAULT_ROOT_NAMESPACE)
+            .iter()
+            .map(|p| PluginKey::of(p).proxy_name())
+            .collect();
+        let specs: Vec<weft_config::PluginSpec> = plugins
+            .iter()
+            .map(|p| to_plugin_spec(&PluginKey::of(p), &p.spec))
+            .collect();
+        let theirs: Vec<String> = weft_config::plugin_order(&specs)
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        assert_eq!(ours, theirs);
+        assert_eq!(ours[0], format!("{DEFAULT_ROOT_NAMESPACE}.m"));
     }
 
     #[test]

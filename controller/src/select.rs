@@ -519,6 +519,24 @@ mod tests {
         assert_eq!(back, p);
     }
 
+    /// The order the controller gives a workload, and the order the proxy
+    /// gives the same plugins as specs.
+    fn both_orders(plugins: &[WasmPlugin], w: &Workload) -> (Vec<String>, Vec<String>) {
+        let ours = select_ordered(plugins, w, DEFAULT_ROOT_NAMESPACE)
+            .iter()
+            .map(|p| PluginKey::of(p).proxy_name())
+            .collect();
+        let specs: Vec<weft_config::PluginSpec> = plugins
+            .iter()
+            .map(|p| to_plugin_spec(&PluginKey::of(p), &p.spec))
+            .collect();
+        let theirs = weft_config::plugin_order(&specs)
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        (ours, theirs)
+    }
+
     #[test]
     fn proxy_order_agrees_with_controller_order() {
         let plugins = vec![
@@ -527,19 +545,7 @@ mod tests {
             plugin(DEFAULT_ROOT_NAMESPACE, "m", PluginPhase::Authz, 1),
             plugin("shop", "s", PluginPhase::Stats, 9),
         ];
-        let w = workload("shop", "w", &[]);
-        let ours: Vec<String> = select_ordered(&plugins, &w, DEFAULT_ROOT_NAMESPACE)
-            .iter()
-            .map(|p| PluginKey::of(p).proxy_name())
-            .collect();
-        let specs: Vec<weft_config::PluginSpec> = plugins
-            .iter()
-            .map(|p| to_plugin_spec(&PluginKey::of(p), &p.spec))
-            .collect();
-        let theirs: Vec<String> = weft_config::plugin_order(&specs)
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
+        let (ours, theirs) = both_orders(&plugins, &workload("shop", "w", &[]));
         assert_eq!(ours, theirs);
 
         // A namespace that extends the root namespace's name: the proxy
@@ -549,19 +555,7 @@ mod tests {
             plugin(&ns, "n", PluginPhase::Authz, 1),
             plugin(DEFAULT_ROOT_NAMESPACE, "m", PluginPhase::Authz, 1),
         ];
-        let w = workload(&ns, "w", &[]);
-        let ours: Vec<String> = select_ordered(&plugins, &w, DEFAULT_ROOT_NAMESPACE)
-            .iter()
-            .map(|p| PluginKey::of(p).proxy_name())
-            .collect();
-        let specs: Vec<weft_config::PluginSpec> = plugins
-            .iter()
-            .map(|p| to_plugin_spec(&PluginKey::of(p), &p.spec))
-            .collect();
-        let theirs: Vec<String> = weft_config::plugin_order(&specs)
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
+        let (ours, theirs) = both_orders(&plugins, &workload(&ns, "w", &[]));
         assert_eq!(ours, theirs);
         assert_eq!(ours[0], format!("{DEFAULT_ROOT_NAMESPACE}.m"));
     }

@@ -234,7 +234,7 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
                         // Nothing changes for this proxy (say, its first,
                         // empty snapshot): acknowledge without a rebuild.
                         let current = admin.current.read().clone();
-                        let report = report_of(&version, &current, &[]);
+                        let report = report_of(&version, &current);
                         applied = Some((version, report.clone()));
                         let _ = reports.send(report).await;
                         continue;
@@ -246,7 +246,7 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
                     match built {
                         Ok(next) => {
                             next_id += 1;
-                            let report = report_of(&version, &next, &[]);
+                            let report = report_of(&version, &next);
                             tracing::info!(
                                 version = %version,
                                 plugins = snapshot.plugins.len(),
@@ -298,7 +298,9 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
                 }
                 Wake::Retry => {
                     let current = admin.current.read().clone();
-                    let built = retry_pending(&loader, &current, next_id, workers).await;
+                    // The live configuration built again, to load its pending plugins.
+                    let config = (*current.config).clone();
+                    let built = build_next(&loader, &admin, config, next_id, workers).await;
                     match built {
                         Ok(next) if next.pending_plugins.len() < current.pending_plugins.len() => {
                             next_id += 1;
@@ -316,8 +318,9 @@ pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<()> {
                             tracing::debug!("pending plugins are still not available");
                             retry.back_off();
                         }
-                        Err(e) => {
-                            tracing::warn!("retrying pending plugins failed: {e:#}");
+                        Err(errors) => {
+                            let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                            tracing::warn!("retrying pending plugins failed: {}", errors.join("; "));
                             retry.back_off();
                         }
                     }
@@ -371,30 +374,6 @@ impl RetryPlan {
             None => std::future::pending().await,
         }
     }
-}
-
-/// The live configuration built again, to load its pending plugins.
-async fn retry_pending(
-    loader: &Loader,
-    current: &Generation,
-    id: u64,
-    workers: usize,
-) -> anyhow::Result<Arc<Generation>> {
-    let mut next = loader
-        .build((*current.config).clone(), id)
-        .await
-        .map_err(|errors| {
-            anyhow!(
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })?;
-    next.bind_listeners(Some(current), workers)
-        .map_err(|e| anyhow!("{e}"))?;
-    Ok(Arc::new(next))
 }
 
 /// A fingerprint of the config's `plugins_dir`, if it has one.
@@ -474,8 +453,8 @@ async fn next_snapshot(
 
 /// What the controller hears of a snapshot applied: plugins that are
 /// pending (module not fetched) or skipped (FAIL_OPEN, failed to load).
-fn report_of(version: &str, g: &Generation, extra: &[GenerationError]) -> crate::discovery::Report {
-    let mut errors = errors_by_plugin(extra);
+fn report_of(version: &str, g: &Generation) -> crate::discovery::Report {
+    let mut errors = std::collections::BTreeMap::new();
     for p in &g.pending_plugins {
         errors.insert(p.name.clone(), format!("module not available: {}", p.error));
     }
